@@ -1,0 +1,129 @@
+// Config options, their checks and their masked description.
+#include "core/config.hpp"
+
+#include <fmt/core.h>
+#include <CLI/CLI.hpp>
+
+#include <charconv>
+#include <map>
+
+namespace intercomm::core {
+namespace {
+
+std::string check_listen(const std::string& value) {
+  auto parsed = parse_host_port(value);
+  return parsed ? std::string() : parsed.error().message;
+}
+
+std::string check_store(const std::string& value) {
+  const std::string_view v = value;
+  const auto after = [&](std::string_view prefix) {
+    return v.starts_with(prefix) && v.size() > prefix.size();
+  };
+  if (after("rocksdb:") || after("redis://") || after("redis-cluster://")) return {};
+  return "must be rocksdb:PATH, redis://HOST:PORT or redis-cluster://HOST:PORT,HOST:PORT,...";
+}
+
+std::string check_amqp(const std::string& value) {
+  const std::string_view v = value;
+  if ((v.starts_with("amqp://") && v.size() > 7) || (v.starts_with("amqps://") && v.size() > 8)) return {};
+  return "must be an AMQP URL like amqp://user:password@host:5672/vhost";
+}
+
+}  // namespace
+
+Result<HostPort> parse_host_port(std::string_view text) {
+  const auto bad = [&] {
+    return Error::of(ErrorCode::invalid_params,
+                     fmt::format("'{}': must be HOST:PORT with a port from 0 to 65535", text));
+  };
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return bad();
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return bad();
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return bad();  // an IPv6 address needs brackets
+  }
+  unsigned port = 0;
+  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) return bad();
+  return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
+}
+
+void add_config_options(CLI::App& app, Config& config, unsigned options) {
+  if (options & kListen) {
+    app.add_option("--listen", config.listen, "Gateway address HOST:PORT")
+        ->envname("INTERCOMM_LISTEN")
+        ->check(check_listen)
+        ->capture_default_str();
+  }
+  if (options & kAmqp) {
+    app.add_option("--amqp", config.amqp, "RabbitMQ URL")
+        ->envname("INTERCOMM_AMQP")
+        ->check(check_amqp)
+        ->capture_default_str();
+  }
+  if (options & kStore) {
+    app.add_option("--store", config.store, "rocksdb:PATH, redis://HOST:PORT or redis-cluster://H:P,H:P,...")
+        ->envname("INTERCOMM_STORE")
+        ->check(check_store)
+        ->capture_default_str();
+  }
+  if (options & kSecret) {
+    app.add_option("--secret", config.secret, "HS256 token secret")->envname("INTERCOMM_SECRET");
+  }
+  if (options & kLogging) {
+    const std::map<std::string, LogFormat> formats{{"text", LogFormat::text}, {"json", LogFormat::json}};
+    app.add_option("--log-format", config.log_format, "Log format: text or json")
+        ->envname("INTERCOMM_LOG_FORMAT")
+        ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case))
+        ->default_str("text");
+    app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error or critical")
+        ->envname("INTERCOMM_LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}))
+        ->capture_default_str();
+  }
+  if (options & kLimits) {
+    app.add_option("--max-body-bytes", config.max_body_bytes, "Largest message body in bytes")
+        ->envname("INTERCOMM_MAX_BODY_BYTES")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{16} * 1024 * 1024))
+        ->capture_default_str();
+  }
+}
+
+void finish_config(const CLI::App& app, Config& config) {
+  const auto* amqp = app.get_option_no_throw("--amqp");
+  config.amqp_given = amqp != nullptr && amqp->count() > 0;
+}
+
+std::string mask_url_password(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  const auto authority_start = scheme_end + 3;
+  const auto authority_end = url.find_first_of("/?#", authority_start);
+  const auto at = url.rfind('@', authority_end);
+  if (at == std::string_view::npos || at < authority_start) return std::string(url);
+  const auto colon = url.find(':', authority_start);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return fmt::format("{}****{}", url.substr(0, colon + 1), url.substr(at));
+}
+
+std::string describe(const Config& config) {
+  std::string out;
+  const auto line = [&](std::string_view name, std::string_view value) {
+    out += fmt::format("{:<15} = {}\n", name, value);
+  };
+  line("listen", config.listen);
+  line("amqp", mask_url_password(config.amqp));
+  line("store", mask_url_password(config.store));
+  line("secret", config.secret.empty() ? "(not set)" : "****");
+  line("log-format", config.log_format == LogFormat::json ? "json" : "text");
+  line("log-level", config.log_level);
+  line("max-body-bytes", std::to_string(config.max_body_bytes));
+  return out;
+}
+
+}  // namespace intercomm::core

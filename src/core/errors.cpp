@@ -1,0 +1,48 @@
+// The error table of DESIGN.md, in one place.
+#include "core/errors.hpp"
+
+namespace intercomm::core {
+
+std::string_view standard_message(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::parse_error: return "Parse error";
+    case ErrorCode::invalid_request: return "Invalid Request";
+    case ErrorCode::method_not_found: return "Method not found";
+    case ErrorCode::invalid_params: return "Invalid params";
+    case ErrorCode::internal_error: return "Internal error";
+    case ErrorCode::not_found: return "Not found";
+    case ErrorCode::forbidden: return "Forbidden";
+    case ErrorCode::conflict: return "Conflict";
+  }
+  return "Server error";
+}
+
+int http_status(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::parse_error:
+    case ErrorCode::invalid_request:
+    case ErrorCode::invalid_params: return 400;
+    case ErrorCode::method_not_found: return 501;
+    case ErrorCode::internal_error: return 500;
+    case ErrorCode::not_found: return 404;
+    case ErrorCode::forbidden: return 403;
+    case ErrorCode::conflict: return 409;
+  }
+  return 500;
+}
+
+Error Error::of(ErrorCode code) {
+  return Error{code, std::string(standard_message(code)), nullptr};
+}
+
+Error Error::of(ErrorCode code, std::string message) {
+  return Error{code, std::move(message), nullptr};
+}
+
+ErrorException::ErrorException(Error error) : std::runtime_error(error.message), error_(std::move(error)) {}
+
+void throw_exception_from_error(const Error& error, const boost::source_location&) {
+  throw ErrorException(error);
+}
+
+}  // namespace intercomm::core

@@ -1,0 +1,64 @@
+// The message model of DESIGN.md and its validation, with messages that say what to fix.
+#pragma once
+
+#include "core/errors.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace intercomm::core {
+
+inline constexpr std::size_t kMaxUserIdLength = 64;
+inline constexpr std::size_t kDefaultMaxBodyBytes = 64 * 1024;
+inline constexpr std::size_t kMinMessageIdLength = 8;
+inline constexpr std::size_t kMaxMessageIdLength = 40;
+
+struct Message {
+  std::string message_id;
+  std::string sender;
+  std::string receiver;
+  std::string body;        // UTF-8 text
+  std::string created_at;  // RFC 3339, UTC, e.g. 2026-11-25T15:49:18.123Z
+
+  friend bool operator==(const Message&, const Message&) = default;
+};
+
+struct MessageLimits {
+  std::size_t max_body_bytes = kDefaultMaxBodyBytes;
+};
+
+// Which fields a message must carry. A new message (from a client or another
+// service) needs sender, receiver and body; message_id and created_at are
+// optional there and checked when present. A stored message has them all.
+enum class MessageShape { new_message, stored };
+
+// 1-64 of [A-Za-z0-9_.-].
+bool is_user_id(std::string_view value) noexcept;
+
+// 8-40 of [0-9A-Z]: ids this system generates, and ids like the seed's X9J0UI76GBWQTF.
+bool is_message_id(std::string_view value) noexcept;
+
+// YYYY-MM-DDTHH:MM:SS[.fraction]Z with a real calendar date.
+bool is_rfc3339_utc(std::string_view value) noexcept;
+
+// Millisecond precision, UTC, "Z" suffix.
+std::string format_rfc3339(std::chrono::system_clock::time_point time);
+
+// Checks every field against DESIGN.md; the error is -32602 with a message naming
+// the field and the rule, and data {"field": name}.
+Result<void> validate(const Message& message, const MessageLimits& limits, MessageShape shape);
+
+// Reads a message object. Unknown fields are refused (a typo in "reciever" must
+// not silently drop the receiver); types are checked; then validate().
+Result<Message> message_from_json(const boost::json::value& value, const MessageLimits& limits,
+                                  MessageShape shape);
+
+// Writes the fields that are set (empty optional fields are left out).
+boost::json::object to_json(const Message& message);
+
+}  // namespace intercomm::core

@@ -1,0 +1,80 @@
+// The intercomm executable as a user meets it: help, subcommands, exit codes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs intercomm with `args`, in the test's environment less INTERCOMM_SECRET plus `env`.
+Outcome run(const std::string& args, const std::string& env = "") {
+  const std::string command =
+      "env -u INTERCOMM_SECRET " + env + " " + INTERCOMM_BINARY + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  Outcome outcome;
+  if (pipe == nullptr) return outcome;
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) outcome.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return outcome;
+}
+
+TEST(Cli, HelpListsEverySubcommandPlannedInDesign) {
+  const auto help = run("--help");
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* name : {"run", "gateway", "mta", "mda", "token", "config"}) {
+    EXPECT_NE(help.output.find(std::string("  ") + name + " "), std::string::npos) << name << "\n"
+                                                                                   << help.output;
+  }
+}
+
+TEST(Cli, UnbuiltServicesSaySoAndFail) {
+  for (const char* args : {"gateway", "mta", "mda", "token --user alice"}) {
+    const auto outcome = run(args);
+    EXPECT_NE(outcome.exit_code, 0) << args;
+    EXPECT_NE(outcome.output.find("not built yet"), std::string::npos) << args << ": " << outcome.output;
+  }
+}
+
+TEST(Cli, ConfigPrintsEffectiveValuesWithSecretsMasked) {
+  const auto outcome =
+      run("config --listen 127.0.0.1:9999 --secret topsecret --amqp amqp://me:pw123@127.0.0.1:5999/");
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("127.0.0.1:9999"), std::string::npos) << outcome.output;
+  EXPECT_EQ(outcome.output.find("topsecret"), std::string::npos) << outcome.output;
+  EXPECT_EQ(outcome.output.find("pw123"), std::string::npos) << outcome.output;
+}
+
+TEST(Cli, EnvironmentReachesTheConfig) {
+  const auto plain = run("config");
+  const auto with_env = run("config", "INTERCOMM_STORE=redis://127.0.0.1:6999");
+  ASSERT_EQ(plain.exit_code, 0);
+  ASSERT_EQ(with_env.exit_code, 0);
+  EXPECT_EQ(plain.output.find("redis://127.0.0.1:6999"), std::string::npos);
+  EXPECT_NE(with_env.output.find("redis://127.0.0.1:6999"), std::string::npos) << with_env.output;
+}
+
+TEST(Cli, BadFlagValuesAreRefusedWithWhatIsExpected) {
+  const auto outcome = run("config --listen nowhere");
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("HOST:PORT"), std::string::npos) << outcome.output;
+  EXPECT_NE(run("").exit_code, 0);
+  EXPECT_NE(run("frobnicate").exit_code, 0);
+}
+
+TEST(Cli, VersionIsPrinted) {
+  const auto outcome = run("--version");
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_FALSE(outcome.output.empty());
+}
+
+}  // namespace
