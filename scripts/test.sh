@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# A newcomer's second command (and CI's only one): install, build, run every test,
-# in the normal build and in the sanitizer (ASan+UBSan) build.
+# A newcomer's second command (and CI's only one): install what is missing,
+# build, start a private RabbitMQ node, and run every test in the normal build
+# and in the sanitizer (ASan+UBSan) build. Servers it started are stopped on
+# exit, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh rabbitmq-server python3-pika
 
-status=0
+servers=build/test-servers
+rm -rf "$servers"
+mkdir -p "$servers"
+stop_servers() { tests/support/rabbitmq.sh stop "$servers/rabbitmq" || true; }
+trap stop_servers EXIT
+
 for kind in release asan; do
   echo "== build: $kind"
   scripts/build.sh "$kind"
+done
+
+echo "== start: rabbitmq"
+INTERCOMM_TEST_AMQP=$(tests/support/rabbitmq.sh start "$servers/rabbitmq")
+export INTERCOMM_TEST_AMQP
+export INTERCOMM_TEST_SERVERS_DIR=$PWD/$servers
+
+status=0
+for kind in release asan; do
   echo "== test: $kind"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "build/$kind" --output-on-failure -j 2 || status=1

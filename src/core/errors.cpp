@@ -13,6 +13,8 @@ std::string_view standard_message(ErrorCode code) noexcept {
     case ErrorCode::not_found: return "Not found";
     case ErrorCode::forbidden: return "Forbidden";
     case ErrorCode::conflict: return "Conflict";
+    case ErrorCode::unavailable: return "Unavailable";
+    case ErrorCode::timeout: return "Timeout";
   }
   return "Server error";
 }
@@ -27,6 +29,8 @@ int http_status(ErrorCode code) noexcept {
     case ErrorCode::not_found: return 404;
     case ErrorCode::forbidden: return 403;
     case ErrorCode::conflict: return 409;
+    case ErrorCode::unavailable: return 503;
+    case ErrorCode::timeout: return 504;
   }
   return 500;
 }

@@ -22,13 +22,17 @@ enum class ErrorCode : std::int32_t {
   not_found = -32004,
   forbidden = -32003,
   conflict = -32009,
+  // Transport outcomes (implementation-defined server errors, -32000..-32099):
+  unavailable = -32010,  // nothing could take the request now: bus down, no worker bound
+  timeout = -32011,      // no answer before the deadline
 };
 
 // Every code of the table, in table order (for documentation and tests).
 inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::parse_error,    ErrorCode::invalid_request, ErrorCode::method_not_found,
     ErrorCode::invalid_params, ErrorCode::internal_error,  ErrorCode::not_found,
-    ErrorCode::forbidden,      ErrorCode::conflict,
+    ErrorCode::forbidden,      ErrorCode::conflict,        ErrorCode::unavailable,
+    ErrorCode::timeout,
 };
 
 // "Parse error", "Invalid params", ...; "Server error" for a code not in the table.

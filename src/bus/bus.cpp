@@ -1,0 +1,53 @@
+// Bus pieces shared by every backend: Delivery settlement, status names, waiting.
+#include "bus/bus.hpp"
+
+#include <future>
+
+namespace intercomm::bus {
+
+std::string_view to_string(PublishStatus status) noexcept {
+  switch (status) {
+    case PublishStatus::confirmed: return "confirmed";
+    case PublishStatus::unroutable: return "unroutable";
+    case PublishStatus::nacked: return "nacked";
+    case PublishStatus::failed: return "failed";
+    case PublishStatus::timeout: return "timeout";
+  }
+  return "unknown";
+}
+
+Delivery::Delivery(Envelope message, bool redelivered, std::uint32_t delivery_count, std::uint64_t tag,
+                   std::uint64_t generation, std::shared_ptr<AckSink> sink)
+    : message_(std::move(message)),
+      redelivered_(redelivered),
+      delivery_count_(delivery_count),
+      tag_(tag),
+      generation_(generation),
+      sink_(std::move(sink)) {}
+
+Delivery::~Delivery() {
+  if (!settled_) reject(true);
+}
+
+void Delivery::ack() {
+  if (settled_) return;
+  settled_ = true;
+  sink_->settle(tag_, generation_, true, false);
+}
+
+void Delivery::reject(bool requeue) {
+  if (settled_) return;
+  settled_ = true;
+  sink_->settle(tag_, generation_, false, requeue);
+}
+
+PublishStatus publish_and_wait(Bus& bus, std::string_view exchange, Envelope message,
+                               Clock::duration timeout) {
+  auto promise = std::make_shared<std::promise<PublishStatus>>();
+  auto future = promise->get_future();
+  bus.publish(exchange, std::move(message), timeout,
+              [promise](PublishStatus status) { promise->set_value(status); });
+  return future.get();
+}
+
+}  // namespace intercomm::bus

@@ -1,0 +1,144 @@
+// The bus: exchanges, queues, publishes with confirms, and consumers with acks.
+#pragma once
+
+#include "core/errors.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace intercomm::bus {
+
+using Clock = std::chrono::steady_clock;
+
+// One message on the bus, as AMQP 0-9-1 carries it. `headers` holds the
+// application headers (x-request-id, x-user ...).
+struct Envelope {
+  std::string routing_key;
+  std::string body;
+  std::string reply_to;
+  std::string correlation_id;
+  std::optional<std::chrono::milliseconds> expiration;  // dies in the queue after this
+  std::map<std::string, std::string> headers;
+  bool persistent = true;
+};
+
+// How a publish ended. Only `confirmed` means the broker took responsibility
+// for the message (for a durable queue: it is on disk / replicated).
+enum class PublishStatus {
+  confirmed,
+  unroutable,  // mandatory and no queue was bound for the key (basic.return)
+  nacked,      // the broker refused it (basic.nack)
+  failed,      // connection or channel lost before the confirm: NOT confirmed
+  timeout,     // no confirm before the deadline: NOT confirmed
+};
+
+std::string_view to_string(PublishStatus status) noexcept;
+
+using PublishCallback = std::function<void(PublishStatus)>;
+
+// Receives the outcome of ack()/reject() for one delivery; backend specific.
+class AckSink {
+ public:
+  virtual ~AckSink() = default;
+  virtual void settle(std::uint64_t tag, std::uint64_t generation, bool ack, bool requeue) = 0;
+};
+
+// A message taken from a queue. Settle it exactly once: ack() when its effect is
+// stored, reject(true) to have it delivered again, reject(false) to dead-letter
+// it. One that is destroyed unsettled is rejected with requeue. Settling after
+// the connection that delivered it is gone does nothing: the broker has already
+// put the message back. Thread-safe to settle from any thread.
+class Delivery {
+ public:
+  Delivery(Envelope message, bool redelivered, std::uint32_t delivery_count, std::uint64_t tag,
+           std::uint64_t generation, std::shared_ptr<AckSink> sink);
+  ~Delivery();
+  Delivery(const Delivery&) = delete;
+  Delivery& operator=(const Delivery&) = delete;
+
+  const Envelope& message() const noexcept { return message_; }
+  bool redelivered() const noexcept { return redelivered_; }
+  // How many times the message was delivered before this one (0 the first time).
+  std::uint32_t delivery_count() const noexcept { return delivery_count_; }
+
+  void ack();
+  void reject(bool requeue);
+
+ private:
+  Envelope message_;
+  bool redelivered_;
+  std::uint32_t delivery_count_;
+  std::uint64_t tag_;
+  std::uint64_t generation_;
+  std::shared_ptr<AckSink> sink_;
+  bool settled_ = false;
+};
+
+// Called on a bus thread for each delivery; it must not block (hand the work
+// to a pool and settle from there).
+using DeliveryHandler = std::function<void(std::unique_ptr<Delivery>)>;
+
+enum class QueueType { quorum, classic };
+
+// A worker's queue: rpc_queue_<worker>, bound to inter_comm with one key per job.
+struct QueueSpec {
+  std::string name;
+  std::vector<std::string> binding_keys;
+  QueueType type = QueueType::quorum;
+  // Deliveries after which the broker dead-letters a message to inter_comm.dlx.
+  std::uint32_t delivery_limit = 5;
+};
+
+// A consumer. pause() stops new deliveries while those in hand can still be
+// settled (for draining); destroying it stops the consumer, and deliveries
+// still unsettled go back to the queue. The handler is not running once the
+// destructor returned.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  virtual void pause() = 0;
+};
+
+// A connection to the bus. Every method is thread-safe. Publishes and
+// consumers survive reconnects: a consumer is re-subscribed, a publish that was
+// in flight when the connection dropped is reported `failed` (never retried
+// behind the caller's back, never reported confirmed).
+class Bus {
+ public:
+  virtual ~Bus() = default;
+
+  // Declares inter_comm, inter_comm.dlx -> dead_letters, inter_comm.live and
+  // the queue with its bindings. Idempotent; re-done after a reconnect.
+  virtual core::Result<void> declare_queue(const QueueSpec& spec) = 0;
+
+  // Publishes persistent and mandatory to `exchange`; `done` is called exactly
+  // once, on a bus thread, with the outcome. Many publishes may be in flight.
+  virtual void publish(std::string_view exchange, Envelope message, Clock::duration timeout,
+                       PublishCallback done) = 0;
+
+  // Consumes `queue` with at most `prefetch` unsettled deliveries.
+  virtual std::unique_ptr<Subscription> consume(const std::string& queue, std::uint16_t prefetch,
+                                                DeliveryHandler handler) = 0;
+
+  // An exclusive queue for this process's RPC replies, consumed with
+  // auto-ack. Returns the queue name to put in reply_to; the name may change
+  // after a reconnect, so ask again before each call (reply_queue()).
+  virtual core::Result<void> open_reply_queue(std::function<void(Envelope)> on_reply) = 0;
+  virtual std::string reply_queue() const = 0;
+
+  // True while connected (for readiness checks).
+  virtual bool connected() const = 0;
+};
+
+// Waits for a publish outcome; for tests and tools (the services stay async).
+PublishStatus publish_and_wait(Bus& bus, std::string_view exchange, Envelope message,
+                               Clock::duration timeout);
+
+}  // namespace intercomm::bus

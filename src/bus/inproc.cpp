@@ -1,0 +1,405 @@
+// The in-process broker: queues, bindings and one dispatcher thread.
+#include "bus/inproc.hpp"
+
+#include "bus/topology.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace intercomm::bus {
+namespace {
+
+struct Message {
+  Envelope envelope;
+  std::uint32_t delivery_count = 0;
+  bool redelivered = false;
+  std::optional<Clock::time_point> expires_at;
+};
+
+struct Consumer {
+  std::uint64_t id = 0;
+  std::string queue;
+  std::uint16_t prefetch = 0;                      // 0: unlimited
+  DeliveryHandler handler;                         // acked consumers
+  std::function<void(Envelope)> auto_ack_handler;  // reply queues
+  std::map<std::uint64_t, Message> unacked;
+  bool active = true;
+  bool paused = false;
+  int calls_in_progress = 0;
+
+  bool has_room() const { return active && !paused && (prefetch == 0 || unacked.size() < prefetch); }
+};
+
+struct Queue {
+  std::deque<Message> ready;
+  std::vector<std::shared_ptr<Consumer>> consumers;
+  std::size_t next_consumer = 0;
+  std::uint32_t delivery_limit = 0;  // 0: none
+  bool dead_letters_to_dlx = false;
+  std::uint64_t exclusive_owner = 0;  // 0: not exclusive
+};
+
+}  // namespace
+
+// Shared state; outlives the broker handle while deliveries still point to it.
+class BrokerState : public AckSink {
+ public:
+  BrokerState() {
+    exchanges_[std::string(kExchange)] = {};
+    exchanges_[std::string(kLiveExchange)] = {};
+    exchanges_[std::string(kDeadLetterExchange)] = {};
+    queues_[std::string(kDeadLetterQueue)] = Queue{};
+    exchanges_[std::string(kDeadLetterExchange)].emplace("", std::string(kDeadLetterQueue));
+  }
+
+  void run_dispatcher();
+  void stop() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+
+  core::Result<void> declare_queue(const QueueSpec& spec) {
+    if (spec.name.empty()) return core::Error::of(core::ErrorCode::invalid_params, "queue: name required");
+    std::lock_guard lock(mu_);
+    auto& queue = queues_[spec.name];
+    queue.delivery_limit = spec.delivery_limit;
+    queue.dead_letters_to_dlx = true;
+    auto& bindings = exchanges_[std::string(kExchange)];
+    for (const auto& key : spec.binding_keys) {
+      bool bound = false;
+      for (auto [it, end] = bindings.equal_range(key); it != end; ++it)
+        bound = bound || it->second == spec.name;
+      if (!bound) bindings.emplace(key, spec.name);
+    }
+    return {};
+  }
+
+  void publish(std::string_view exchange, Envelope envelope, PublishCallback done) {
+    std::unique_lock lock(mu_);
+    Message message;
+    if (envelope.expiration) message.expires_at = Clock::now() + *envelope.expiration;
+    message.envelope = std::move(envelope);
+    const PublishStatus status = route_locked(exchange, std::move(message));
+    callbacks_.push_back([done = std::move(done), status] { done(status); });
+    cv_.notify_all();
+  }
+
+  std::shared_ptr<Consumer> add_consumer(const std::string& queue_name, std::uint16_t prefetch,
+                                         DeliveryHandler handler, std::function<void(Envelope)> auto_ack) {
+    std::lock_guard lock(mu_);
+    auto found = queues_.find(queue_name);
+    if (found == queues_.end()) return nullptr;
+    auto consumer = std::make_shared<Consumer>();
+    consumer->id = next_id_++;
+    consumer->queue = queue_name;
+    consumer->prefetch = prefetch;
+    consumer->handler = std::move(handler);
+    consumer->auto_ack_handler = std::move(auto_ack);
+    found->second.consumers.push_back(consumer);
+    consumers_[consumer->id] = consumer;
+    cv_.notify_all();
+    return consumer;
+  }
+
+  // Stops a consumer; its unsettled deliveries go back to the queue. Waits
+  // until its handler is not running, unless called from that handler.
+  void cancel(const std::shared_ptr<Consumer>& consumer) {
+    std::unique_lock lock(mu_);
+    if (!consumer->active) return;
+    consumer->active = false;
+    consumers_.erase(consumer->id);
+    if (auto found = queues_.find(consumer->queue); found != queues_.end()) {
+      auto& list = found->second.consumers;
+      std::erase(list, consumer);
+      for (auto& [tag, message] : consumer->unacked)
+        requeue_locked(found->first, found->second, std::move(message));
+    }
+    consumer->unacked.clear();
+    cv_.notify_all();
+    if (std::this_thread::get_id() != dispatcher_thread_) {
+      cv_.wait(lock, [&] { return consumer->calls_in_progress == 0; });
+    }
+  }
+
+  // Stops new deliveries to `consumer`; waits until its handler is not running
+  // (unless called from it). Its deliveries in hand can still be settled.
+  void pause(const std::shared_ptr<Consumer>& consumer) {
+    std::unique_lock lock(mu_);
+    consumer->paused = true;
+    if (std::this_thread::get_id() != dispatcher_thread_) {
+      cv_.wait(lock, [&] { return consumer->calls_in_progress == 0; });
+    }
+  }
+
+  std::string add_exclusive_queue(std::uint64_t owner) {
+    std::lock_guard lock(mu_);
+    std::string name = "amq.gen-inproc-" + std::to_string(next_id_++);
+    queues_[name].exclusive_owner = owner;
+    return name;
+  }
+
+  void drop_exclusive_queues(std::uint64_t owner) {
+    std::lock_guard lock(mu_);
+    std::erase_if(queues_, [owner](const auto& entry) { return entry.second.exclusive_owner == owner; });
+  }
+
+  std::uint64_t new_connection_id() {
+    std::lock_guard lock(mu_);
+    return next_id_++;
+  }
+
+  void settle(std::uint64_t tag, std::uint64_t consumer_id, bool ack, bool requeue) override {
+    std::lock_guard lock(mu_);
+    auto consumer = consumers_.find(consumer_id);
+    if (consumer == consumers_.end()) return;  // cancelled: already requeued
+    auto entry = consumer->second->unacked.find(tag);
+    if (entry == consumer->second->unacked.end()) return;
+    Message message = std::move(entry->second);
+    consumer->second->unacked.erase(entry);
+    if (!ack) {
+      auto queue = queues_.find(consumer->second->queue);
+      if (requeue && queue != queues_.end()) {
+        requeue_locked(queue->first, queue->second, std::move(message));
+      } else {
+        dead_letter_locked(std::move(message), consumer->second->queue, "rejected");
+      }
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  PublishStatus route_locked(std::string_view exchange, Message message) {
+    std::vector<std::string> targets;
+    if (exchange.empty()) {  // the default exchange: routing key = queue name
+      if (queues_.contains(message.envelope.routing_key)) targets.push_back(message.envelope.routing_key);
+    } else {
+      auto found = exchanges_.find(std::string(exchange));
+      if (found == exchanges_.end()) return PublishStatus::failed;  // RabbitMQ: channel error 404
+      const bool fanout = exchange == kDeadLetterExchange;
+      for (const auto& [key, queue] : found->second) {
+        if (fanout || key == message.envelope.routing_key) targets.push_back(queue);
+      }
+    }
+    std::set<std::string> unique(targets.begin(), targets.end());
+    std::size_t delivered = 0;
+    for (const auto& name : unique) {
+      auto queue = queues_.find(name);
+      if (queue == queues_.end()) continue;
+      queue->second.ready.push_back(message);
+      ++delivered;
+    }
+    return delivered > 0 ? PublishStatus::confirmed : PublishStatus::unroutable;
+  }
+
+  void requeue_locked(const std::string& name, Queue& queue, Message message) {
+    ++message.delivery_count;
+    message.redelivered = true;
+    if (queue.delivery_limit > 0 && message.delivery_count >= queue.delivery_limit) {
+      dead_letter_locked(std::move(message), name, "delivery_limit");
+      return;
+    }
+    queue.ready.push_front(std::move(message));
+  }
+
+  void dead_letter_locked(Message message, const std::string& queue, std::string_view reason) {
+    auto found = queues_.find(queue);
+    if (found != queues_.end() && !found->second.dead_letters_to_dlx) return;  // dropped, like RabbitMQ
+    message.envelope.headers["x-first-death-reason"] = std::string(reason);
+    message.envelope.headers["x-first-death-queue"] = queue;
+    message.envelope.expiration.reset();
+    message.expires_at.reset();
+    message.delivery_count = 0;
+    message.redelivered = false;
+    route_locked(kDeadLetterExchange, std::move(message));
+  }
+
+  // Drops expired messages at the head of each queue; returns the earliest
+  // expiry still waiting (to bound the dispatcher's sleep).
+  std::optional<Clock::time_point> expire_locked() {
+    std::optional<Clock::time_point> next;
+    const auto now = Clock::now();
+    for (auto& [name, queue] : queues_) {
+      while (!queue.ready.empty() && queue.ready.front().expires_at &&
+             *queue.ready.front().expires_at <= now) {
+        Message expired = std::move(queue.ready.front());
+        queue.ready.pop_front();
+        if (queue.dead_letters_to_dlx) dead_letter_locked(std::move(expired), name, "expired");
+      }
+      for (const auto& message : queue.ready) {
+        if (message.expires_at && (!next || *message.expires_at < *next)) next = message.expires_at;
+      }
+    }
+    return next;
+  }
+
+  // Hands one message of some queue to a consumer with room; false when none.
+  bool dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
+    for (auto& [name, queue] : queues_) {
+      if (queue.ready.empty() || queue.consumers.empty()) continue;
+      for (std::size_t tried = 0; tried < queue.consumers.size(); ++tried) {
+        auto consumer = queue.consumers[queue.next_consumer++ % queue.consumers.size()];
+        if (!consumer->has_room()) continue;
+        Message message = std::move(queue.ready.front());
+        queue.ready.pop_front();
+        const std::uint64_t tag = next_id_++;
+        ++consumer->calls_in_progress;
+        if (consumer->auto_ack_handler) {
+          lock.unlock();
+          consumer->auto_ack_handler(std::move(message.envelope));
+        } else {
+          auto delivery = std::make_unique<Delivery>(message.envelope, message.redelivered,
+                                                     message.delivery_count, tag, consumer->id, self_);
+          consumer->unacked.emplace(tag, std::move(message));
+          lock.unlock();
+          consumer->handler(std::move(delivery));
+        }
+        lock.lock();
+        --consumer->calls_in_progress;
+        cv_.notify_all();
+        return true;
+      }
+    }
+    return false;
+  }
+
+ public:
+  std::shared_ptr<BrokerState> self_;  // set by the broker handle; cleared at stop
+
+ private:
+  friend class InprocBroker;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::multimap<std::string, std::string>> exchanges_;  // exchange -> key -> queue
+  std::map<std::string, Queue> queues_;
+  std::map<std::uint64_t, std::shared_ptr<Consumer>> consumers_;
+  std::deque<std::function<void()>> callbacks_;
+  std::uint64_t next_id_ = 1;
+  bool stopping_ = false;
+  std::thread::id dispatcher_thread_;
+};
+
+void BrokerState::run_dispatcher() {
+  std::unique_lock lock(mu_);
+  dispatcher_thread_ = std::this_thread::get_id();
+  while (!stopping_) {
+    if (!callbacks_.empty()) {
+      auto callback = std::move(callbacks_.front());
+      callbacks_.pop_front();
+      lock.unlock();
+      callback();
+      lock.lock();
+      continue;
+    }
+    const auto next_expiry = expire_locked();
+    if (dispatch_one_locked(lock)) continue;
+    if (next_expiry) {
+      cv_.wait_until(lock, *next_expiry);
+    } else {
+      cv_.wait(lock);
+    }
+  }
+}
+
+class InprocBroker {
+ public:
+  InprocBroker() : state_(std::make_shared<BrokerState>()) {
+    state_->self_ = state_;
+    dispatcher_ = std::thread([state = state_] { state->run_dispatcher(); });
+  }
+  ~InprocBroker() {
+    state_->stop();
+    if (dispatcher_.get_id() == std::this_thread::get_id()) {
+      dispatcher_.detach();
+    } else {
+      dispatcher_.join();
+    }
+    std::lock_guard lock(state_->mu_);
+    state_->self_.reset();  // break the cycle; deliveries still alive keep the state
+  }
+  InprocBroker(const InprocBroker&) = delete;
+  InprocBroker& operator=(const InprocBroker&) = delete;
+
+  BrokerState& state() { return *state_; }
+
+ private:
+  std::shared_ptr<BrokerState> state_;
+  std::thread dispatcher_;
+};
+
+namespace {
+
+class InprocSubscription : public Subscription {
+ public:
+  InprocSubscription(std::shared_ptr<InprocBroker> broker, std::shared_ptr<Consumer> consumer)
+      : broker_(std::move(broker)), consumer_(std::move(consumer)) {}
+  ~InprocSubscription() override { broker_->state().cancel(consumer_); }
+  void pause() override { broker_->state().pause(consumer_); }
+
+ private:
+  std::shared_ptr<InprocBroker> broker_;
+  std::shared_ptr<Consumer> consumer_;
+};
+
+class InprocBus : public Bus {
+ public:
+  explicit InprocBus(std::shared_ptr<InprocBroker> broker)
+      : broker_(std::move(broker)), id_(broker_->state().new_connection_id()) {}
+
+  ~InprocBus() override {
+    if (reply_consumer_) broker_->state().cancel(reply_consumer_);
+    broker_->state().drop_exclusive_queues(id_);
+  }
+
+  core::Result<void> declare_queue(const QueueSpec& spec) override {
+    return broker_->state().declare_queue(spec);
+  }
+
+  void publish(std::string_view exchange, Envelope message, Clock::duration, PublishCallback done) override {
+    broker_->state().publish(exchange, std::move(message), std::move(done));
+  }
+
+  std::unique_ptr<Subscription> consume(const std::string& queue, std::uint16_t prefetch,
+                                        DeliveryHandler handler) override {
+    auto consumer = broker_->state().add_consumer(queue, prefetch, std::move(handler), nullptr);
+    if (!consumer) return nullptr;
+    return std::make_unique<InprocSubscription>(broker_, std::move(consumer));
+  }
+
+  core::Result<void> open_reply_queue(std::function<void(Envelope)> on_reply) override {
+    std::lock_guard lock(mu_);
+    if (!reply_queue_.empty()) return core::Error::of(core::ErrorCode::conflict, "reply queue: already open");
+    reply_queue_ = broker_->state().add_exclusive_queue(id_);
+    reply_consumer_ = broker_->state().add_consumer(reply_queue_, 0, nullptr, std::move(on_reply));
+    return {};
+  }
+
+  std::string reply_queue() const override {
+    std::lock_guard lock(mu_);
+    return reply_queue_;
+  }
+
+  bool connected() const override { return true; }
+
+ private:
+  std::shared_ptr<InprocBroker> broker_;
+  std::uint64_t id_;
+  mutable std::mutex mu_;
+  std::string reply_queue_;
+  std::shared_ptr<Consumer> reply_consumer_;
+};
+
+}  // namespace
+
+std::shared_ptr<InprocBroker> make_inproc_broker() {
+  return std::make_shared<InprocBroker>();
+}
+
+std::unique_ptr<Bus> connect_inproc(std::shared_ptr<InprocBroker> broker) {
+  return std::make_unique<InprocBus>(std::move(broker));
+}
+
+}  // namespace intercomm::bus
