@@ -28,6 +28,7 @@ using std::chrono::milliseconds;
 
 constexpr amqp_channel_t kPublishChannel = 1;  // confirms; also the reply queue's no-ack consumer
 constexpr amqp_channel_t kDeclareChannel = 2;  // declarations: a failure closes only this channel
+constexpr amqp_channel_t kReplyChannel = 3;    // RPC replies: no confirms, not mandatory
 constexpr amqp_channel_t kFirstConsumerChannel = 10;
 constexpr int kFramesPerTurn = 512;
 
@@ -176,8 +177,10 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     {
       std::lock_guard lock(mu_);
       if (!exited_) {
+        // One wake-up per batch: a non-empty queue means one is already pending.
+        const bool idle = commands_.empty();
         commands_.push_back(std::move(command));
-        wake();
+        if (idle) wake();
         return;
       }
     }
@@ -206,6 +209,29 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     post(Command{false, [this, exchange = std::move(exchange), message = std::move(message), deadline,
                          done = std::move(done)]() mutable {
                    do_publish(exchange, message, deadline, std::move(done));
+                 }});
+  }
+
+  void publish_reply(Envelope message) {
+    post(Command{false, [this, message = std::move(message)] {
+                   if (!conn_ || broken_ || !connected_) return;  // its caller will time out
+                   amqp_basic_properties_t props{};
+                   props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+                   props.content_type = amqp_cstring_bytes("application/json");
+                   props.delivery_mode = 1;
+                   if (!message.correlation_id.empty()) {
+                     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+                     props.correlation_id = bytes_of(message.correlation_id);
+                   }
+                   HeaderTable headers(message.headers);
+                   if (!message.headers.empty()) {
+                     props._flags |= AMQP_BASIC_HEADERS_FLAG;
+                     props.headers = headers.table();
+                   }
+                   const int status = amqp_basic_publish(conn_, kReplyChannel, amqp_empty_bytes,
+                                                         bytes_of(message.routing_key), 0, 0, &props,
+                                                         bytes_of(message.body));
+                   if (status != AMQP_STATUS_OK) fail_connection(amqp_error_string2(status));
                  }});
   }
 
@@ -442,7 +468,9 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     }
     ++generation_;
     next_channel_ = kFirstConsumerChannel;
-    if (!open_channel(kPublishChannel) || !open_channel(kDeclareChannel)) return false;
+    if (!open_channel(kPublishChannel) || !open_channel(kDeclareChannel) || !open_channel(kReplyChannel)) {
+      return false;
+    }
     amqp_confirm_select(conn_, kPublishChannel);
     if (!rpc_ok(kPublishChannel, "confirm.select")) return false;
     if (!declare_base_topology()) return false;
@@ -846,6 +874,8 @@ class AmqpBus : public Bus {
                PublishCallback done) override {
     core_->publish(std::string(exchange), std::move(message), timeout, std::move(done));
   }
+
+  void publish_reply(Envelope message) override { core_->publish_reply(std::move(message)); }
 
   std::unique_ptr<Subscription> consume(const std::string& queue, std::uint16_t prefetch,
                                         DeliveryHandler handler) override {

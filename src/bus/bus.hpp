@@ -123,6 +123,11 @@ class Bus {
   virtual void publish(std::string_view exchange, Envelope message, Clock::duration timeout,
                        PublishCallback done) = 0;
 
+  // Publishes to the default exchange (routing key = queue name) with no
+  // confirm and not mandatory: for RPC replies, whose caller may be gone and
+  // which nobody retries. Best effort; never blocks.
+  virtual void publish_reply(Envelope message) = 0;
+
   // Consumes `queue` with at most `prefetch` unsettled deliveries.
   virtual std::unique_ptr<Subscription> consume(const std::string& queue, std::uint16_t prefetch,
                                                 DeliveryHandler handler) = 0;

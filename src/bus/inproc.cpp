@@ -78,13 +78,14 @@ class BrokerState : public AckSink {
     return {};
   }
 
+  // Routes the message; `done`, when given, gets the outcome on the dispatcher thread.
   void publish(std::string_view exchange, Envelope envelope, PublishCallback done) {
     std::unique_lock lock(mu_);
     Message message;
     if (envelope.expiration) message.expires_at = Clock::now() + *envelope.expiration;
     message.envelope = std::move(envelope);
     const PublishStatus status = route_locked(exchange, std::move(message));
-    callbacks_.push_back([done = std::move(done), status] { done(status); });
+    if (done) callbacks_.push_back([done = std::move(done), status] { done(status); });
     cv_.notify_all();
   }
 
@@ -361,6 +362,8 @@ class InprocBus : public Bus {
   void publish(std::string_view exchange, Envelope message, Clock::duration, PublishCallback done) override {
     broker_->state().publish(exchange, std::move(message), std::move(done));
   }
+
+  void publish_reply(Envelope message) override { broker_->state().publish("", std::move(message), nullptr); }
 
   std::unique_ptr<Subscription> consume(const std::string& queue, std::uint16_t prefetch,
                                         DeliveryHandler handler) override {

@@ -16,8 +16,6 @@ using core::ErrorCode;
 
 namespace {
 
-constexpr auto kReplyTimeout = std::chrono::seconds(10);
-
 // What becomes of a message once handled, for messages without reply_to.
 // Ordered: a later value wins when a batch mixes outcomes.
 enum class Disposition { ack, dead_letter, retry };
@@ -186,9 +184,9 @@ void Worker::process(std::unique_ptr<bus::Delivery> owned) {
     reply.persistent = false;
     if (!context.request_id.empty()) reply.headers[std::string(bus::kRequestIdHeader)] = context.request_id;
     replies_.fetch_add(1);
-    // The answer is final whatever became of the reply (its caller may be gone).
-    bus_.publish("", std::move(reply), kReplyTimeout,
-                 [settle](bus::PublishStatus) { settle(Disposition::ack); });
+    // The answer is final whatever becomes of the reply (its caller may be gone).
+    bus_.publish_reply(std::move(reply));
+    settle(Disposition::ack);
     return;
   }
 
