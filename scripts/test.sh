@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # A newcomer's second command (and CI's only one): install what is missing,
-# build, start a private RabbitMQ node, and run every test in the normal build
+# build, start a private RabbitMQ node and Redis, and run every test in the normal build
 # and in the sanitizer (ASan+UBSan) build. Servers it started are stopped on
 # exit, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh rabbitmq-server python3-pika
+scripts/setup.sh rabbitmq-server python3-pika redis-server redis-tools
 
 servers=build/test-servers
 rm -rf "$servers"
 mkdir -p "$servers"
-stop_servers() { tests/support/rabbitmq.sh stop "$servers/rabbitmq" || true; }
+stop_servers() {
+  tests/support/rabbitmq.sh stop "$servers/rabbitmq" || true
+  tests/support/redis.sh stop "$servers/redis" || true
+}
 trap stop_servers EXIT
 
 for kind in release asan; do
@@ -21,6 +24,9 @@ done
 echo "== start: rabbitmq"
 INTERCOMM_TEST_AMQP=$(tests/support/rabbitmq.sh start "$servers/rabbitmq")
 export INTERCOMM_TEST_AMQP
+echo "== start: redis"
+INTERCOMM_TEST_REDIS=$(tests/support/redis.sh start "$servers/redis")
+export INTERCOMM_TEST_REDIS
 export INTERCOMM_TEST_SERVERS_DIR=$PWD/$servers
 
 status=0

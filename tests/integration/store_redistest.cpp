@@ -1,0 +1,268 @@
+// One conformance suite for every store backend: RocksDB and standalone Redis.
+#include "store/store.hpp"  // first: the header is self-contained
+
+#include "core/ids.hpp"
+#include "store/redis_store.hpp"
+#include "store/rocksdb_store.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+namespace intercomm::store {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string servers_dir() {
+  const char* dir = std::getenv("INTERCOMM_TEST_SERVERS_DIR");
+  return dir ? dir : "/tmp";
+}
+
+class StoreConformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    // Unique names: every test, and both builds, share one Redis.
+    bucket_ = bucket("t_" + core::new_message_id());
+    if (GetParam() == "rocksdb") {
+      path_ = servers_dir() + "/rocksdb-" + std::to_string(getpid()) + "-" + core::new_message_id();
+    }
+    store_ = open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  void TearDown() override {
+    store_.reset();
+    if (!path_.empty()) std::filesystem::remove_all(path_);
+  }
+
+  std::unique_ptr<Store> open() {
+    if (GetParam() == "rocksdb") {
+      auto opened = open_rocksdb(RocksOptions{path_, true});
+      EXPECT_TRUE(opened) << opened.error().message;
+      return opened ? std::move(*opened) : nullptr;
+    }
+    const char* url = std::getenv("INTERCOMM_TEST_REDIS");
+    if (url == nullptr) {
+      ADD_FAILURE() << "INTERCOMM_TEST_REDIS is not set: run through scripts/test.sh, which starts Redis";
+      return nullptr;
+    }
+    auto options = parse_redis_url(url);
+    EXPECT_TRUE(options);
+    auto opened = open_redis(*options);
+    EXPECT_TRUE(opened) << opened.error().message;
+    return opened ? std::move(*opened) : nullptr;
+  }
+
+  // Every entry of the index, paging `limit` at a time in `order`.
+  std::vector<std::string> page_through(std::string_view index, std::size_t limit, Order order) {
+    std::vector<std::string> all;
+    RangeQuery query;
+    query.limit = limit;
+    query.order = order;
+    for (int pages = 0; pages < 100000; ++pages) {
+      auto page = store_->range(bucket_, index, query);
+      EXPECT_TRUE(page);
+      if (!page) break;
+      EXPECT_LE(page->entries.size(), limit);
+      all.insert(all.end(), page->entries.begin(), page->entries.end());
+      if (!page->next) break;
+      (order == Order::ascending ? query.after : query.before) = page->next;
+    }
+    return all;
+  }
+
+  Bucket bucket_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformance, RoundTripAndMissingKeys) {
+  EXPECT_EQ(*store_->get(bucket_, "absent"), std::nullopt);
+  ASSERT_TRUE(
+      store_->put(bucket_, "X9J0UI76GBWQTF", R"({"sender":"user_1","receiver":"user_2","body":"merhaba"})"));
+  EXPECT_EQ(*store_->get(bucket_, "X9J0UI76GBWQTF"),
+            R"({"sender":"user_1","receiver":"user_2","body":"merhaba"})");
+  ASSERT_TRUE(store_->put(bucket_, "X9J0UI76GBWQTF", "replaced"));
+  EXPECT_EQ(*store_->get(bucket_, "X9J0UI76GBWQTF"), "replaced");
+  EXPECT_TRUE(*store_->remove(bucket_, "X9J0UI76GBWQTF"));
+  EXPECT_FALSE(*store_->remove(bucket_, "X9J0UI76GBWQTF"));
+  EXPECT_EQ(*store_->get(bucket_, "X9J0UI76GBWQTF"), std::nullopt);
+}
+
+TEST_P(StoreConformance, BucketsAndBucketTypesAreSeparate) {
+  Bucket other = bucket_;
+  other.name += "_other";
+  Bucket other_type = bucket_;
+  other_type.type = "another_type";
+  ASSERT_TRUE(store_->put(bucket_, "k", "a"));
+  ASSERT_TRUE(store_->put(other, "k", "b"));
+  ASSERT_TRUE(store_->put(other_type, "k", "c"));
+  EXPECT_EQ(*store_->get(bucket_, "k"), "a");
+  EXPECT_EQ(*store_->get(other, "k"), "b");
+  EXPECT_EQ(*store_->get(other_type, "k"), "c");
+}
+
+TEST_P(StoreConformance, PutIfAbsentWritesOnceAndKeepsTheFirstValue) {
+  EXPECT_TRUE(*store_->put_if_absent(bucket_, "id", "first"));
+  EXPECT_FALSE(*store_->put_if_absent(bucket_, "id", "second"));
+  EXPECT_EQ(*store_->get(bucket_, "id"), "first");
+}
+
+TEST_P(StoreConformance, PutIfAbsentRaceHasExactlyOneWinner) {
+  constexpr int kThreads = 8;
+  constexpr int kKeys = 200;
+  std::atomic<int> wins{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < kKeys; ++k) {
+        auto won = store_->put_if_absent(bucket_, "race-" + std::to_string(k), "thread-" + std::to_string(t));
+        ASSERT_TRUE(won);
+        if (*won) wins.fetch_add(1);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wins.load(), kKeys);
+  for (int k = 0; k < kKeys; ++k) {
+    auto value = store_->get(bucket_, "race-" + std::to_string(k));
+    ASSERT_TRUE(value && value->has_value());
+    EXPECT_EQ(value->value().rfind("thread-", 0), 0U);
+  }
+}
+
+TEST_P(StoreConformance, IndexPagesForwardsAndBackwardsOverTenThousandEntries) {
+  constexpr int kEntries = 10'000;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kEntries; ++i) ids.push_back(core::new_message_id());
+  // Added out of order: the index sorts.
+  for (int i = kEntries - 1; i >= 0; i -= 2) ASSERT_TRUE(store_->index_add(bucket_, "alice", ids[i]));
+  for (int i = 0; i < kEntries; i += 2) ASSERT_TRUE(store_->index_add(bucket_, "alice", ids[i]));
+  ASSERT_TRUE(store_->index_add(bucket_, "alice", ids[0]));  // idempotent
+  ASSERT_TRUE(store_->index_add(bucket_, "bob", "not alice's"));
+
+  const auto forwards = page_through("alice", 100, Order::ascending);
+  EXPECT_EQ(forwards, ids);
+  auto backwards = page_through("alice", 37, Order::descending);
+  std::reverse(backwards.begin(), backwards.end());
+  EXPECT_EQ(backwards, ids);
+}
+
+TEST_P(StoreConformance, IndexBoundsAreExclusiveAndNextMarksMore) {
+  for (const char* entry : {"a", "b", "c", "d", "e"}) ASSERT_TRUE(store_->index_add(bucket_, "u", entry));
+  RangeQuery query;
+  query.limit = 2;
+  query.order = Order::ascending;
+  query.after = "b";
+  auto page = store_->range(bucket_, "u", query);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->entries, (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(page->next, "d");
+  query.limit = 10;
+  query.before = "e";
+  page = store_->range(bucket_, "u", query);
+  EXPECT_EQ(page->entries, (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(page->next, std::nullopt);
+  query = RangeQuery{};
+  query.limit = 10;
+  query.before = "c";
+  page = store_->range(bucket_, "u", query);  // newest first, before "c"
+  EXPECT_EQ(page->entries, (std::vector<std::string>{"b", "a"}));
+  EXPECT_EQ(page->next, std::nullopt);
+  EXPECT_TRUE(*store_->index_remove(bucket_, "u", "a"));
+  EXPECT_FALSE(*store_->index_remove(bucket_, "u", "a"));
+  EXPECT_EQ(store_->range(bucket_, "empty", RangeQuery{})->entries.size(), 0U);
+}
+
+TEST_P(StoreConformance, LargeValuesSurviveIntact) {
+  std::string large(1024 * 1024, '\0');
+  for (std::size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>((i * 131) % 256);
+  ASSERT_TRUE(store_->put(bucket_, "large", large));
+  auto read = store_->get(bucket_, "large");
+  ASSERT_TRUE(read && read->has_value());
+  EXPECT_EQ(read->value().size(), large.size());
+  EXPECT_TRUE(read->value() == large);
+}
+
+TEST_P(StoreConformance, KeysValuesAndEntriesAreBinarySafe) {
+  const std::string key("k\0{x}\xff:\n", 9);
+  const std::string value("\0\x01\xfe\xff{}", 6);
+  ASSERT_TRUE(store_->put(bucket_, key, value));
+  EXPECT_EQ(*store_->get(bucket_, key), value);
+  EXPECT_EQ(*store_->get(bucket_, std::string("k", 1)), std::nullopt);
+  const std::string index("us\0er}", 6);
+  for (const std::string& entry : {std::string("\0", 1), std::string("\x01"), std::string("\xff\xff", 2)}) {
+    ASSERT_TRUE(store_->index_add(bucket_, index, entry));
+  }
+  RangeQuery query;
+  query.order = Order::ascending;
+  auto page = store_->range(bucket_, index, query);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->entries, (std::vector<std::string>{std::string("\0", 1), std::string("\x01"),
+                                                     std::string("\xff\xff", 2)}));
+}
+
+TEST_P(StoreConformance, ConcurrentWritersAllLand) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = std::to_string(t) + "-" + std::to_string(i);
+        ASSERT_TRUE(store_->put(bucket_, id, id));
+        ASSERT_TRUE(store_->index_add(bucket_, "shared", id));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(page_through("shared", 100, Order::ascending).size(),
+            static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*store_->get(bucket_, "3-499"), "3-499");
+}
+
+TEST_P(StoreConformance, DataOutlivesTheConnection) {
+  ASSERT_TRUE(store_->put(bucket_, "kept", "value"));
+  ASSERT_TRUE(store_->index_add(bucket_, "u", "entry"));
+  store_.reset();
+  store_ = open();
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->get(bucket_, "kept"), "value");
+  EXPECT_EQ(store_->range(bucket_, "u", RangeQuery{})->entries, std::vector<std::string>{"entry"});
+  EXPECT_TRUE(store_->ping());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values("rocksdb", "redis"),
+                         [](const auto& info) { return info.param; });
+
+TEST(RocksStore, AFolderLockedByAnotherOpenerIsRefusedClearly) {
+  const std::string path = servers_dir() + "/rocksdb-lock-" + core::new_message_id();
+  auto first = open_rocksdb(RocksOptions{path, true});
+  ASSERT_TRUE(first);
+  auto second = open_rocksdb(RocksOptions{path, true});
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, core::ErrorCode::unavailable);
+  EXPECT_NE(second.error().message.find("in use by another process"), std::string::npos)
+      << second.error().message;
+  first->reset();
+  std::filesystem::remove_all(path);
+}
+
+TEST(RedisStore, UrlsAreCheckedAndAnAbsentServerIsUnavailable) {
+  EXPECT_FALSE(parse_redis_url("http://x:1"));
+  EXPECT_FALSE(parse_redis_url("redis://nohost"));
+  auto options = parse_redis_url("redis://127.0.0.1:1");
+  ASSERT_TRUE(options);
+  options->timeout = 200ms;
+  auto opened = open_redis(*options);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code, core::ErrorCode::unavailable);
+}
+
+}  // namespace
+}  // namespace intercomm::store
