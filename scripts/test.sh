@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A newcomer's second command (and CI's only one): install what is missing,
-# build, start a private RabbitMQ node and Redis, and run every test in the normal build
+# build, start a private RabbitMQ node, Redis and a Redis Cluster, and run every test in the normal build
 # and in the sanitizer (ASan+UBSan) build. Servers it started are stopped on
 # exit, also when tests fail.
 set -euo pipefail
@@ -13,6 +13,7 @@ mkdir -p "$servers"
 stop_servers() {
   tests/support/rabbitmq.sh stop "$servers/rabbitmq" || true
   tests/support/redis.sh stop "$servers/redis" || true
+  tests/support/redis_cluster.sh stop "$servers/redis-cluster" || true
 }
 trap stop_servers EXIT
 
@@ -27,6 +28,9 @@ export INTERCOMM_TEST_AMQP
 echo "== start: redis"
 INTERCOMM_TEST_REDIS=$(tests/support/redis.sh start "$servers/redis")
 export INTERCOMM_TEST_REDIS
+echo "== start: redis cluster (3 masters, 3 replicas)"
+INTERCOMM_TEST_REDIS_CLUSTER=$(tests/support/redis_cluster.sh start "$servers/redis-cluster")
+export INTERCOMM_TEST_REDIS_CLUSTER
 export INTERCOMM_TEST_SERVERS_DIR=$PWD/$servers
 
 status=0

@@ -1,30 +1,26 @@
-// Redis backend: a small pool of hiredis connections, argv commands, pipelined WAIT.
+// Redis backend: the Store operations as Redis commands, on one node or routed by slot.
 #include "store/redis_store.hpp"
 
 #include "core/config.hpp"
+#include "store/redis_cluster.hpp"
+#include "store/redis_node.hpp"
 
 #include <fmt/core.h>
 #include <hiredis/hiredis.h>
 
-#include <condition_variable>
-#include <mutex>
-#include <vector>
+#include <functional>
 
 namespace intercomm::store {
 namespace {
 
 using core::Error;
 using core::ErrorCode;
+using redis::Command;
+using redis::Reply;
 
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-struct ContextDeleter {
-  void operator()(redisContext* context) const { redisFree(context); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
+// Runs a pipeline on the node that owns `routing_key`.
+using Executor = std::function<core::Result<std::vector<Reply>>(std::string_view routing_key,
+                                                                const std::vector<Command>& commands)>;
 
 std::string value_key(const Bucket& bucket, std::string_view key) {
   return fmt::format("rh:{}:{}:{}", bucket.type, bucket.name, key);
@@ -34,17 +30,14 @@ std::string index_key_of(const Bucket& bucket, std::string_view index_key) {
   return fmt::format("rh:idx:{{{}}}:{}:{}", index_key, bucket.type, bucket.name);
 }
 
-timeval timeval_of(std::chrono::milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
 class RedisStore final : public Store {
  public:
-  explicit RedisStore(RedisOptions options) : options_(std::move(options)) {}
+  RedisStore(Executor executor, int wait_replicas, std::chrono::milliseconds timeout)
+      : run_(std::move(executor)), wait_replicas_(wait_replicas), timeout_(timeout) {}
 
   core::Result<std::optional<std::string>> get(const Bucket& bucket, std::string_view key) override {
-    auto reply = command({"GET", value_key(bucket, key)});
+    const std::string full_key = value_key(bucket, key);
+    auto reply = read(full_key, {"GET", full_key});
     if (!reply) return reply.error();
     if ((*reply)->type == REDIS_REPLY_NIL) return std::optional<std::string>();
     if ((*reply)->type != REDIS_REPLY_STRING) return unexpected("GET");
@@ -52,7 +45,8 @@ class RedisStore final : public Store {
   }
 
   core::Result<void> put(const Bucket& bucket, std::string_view key, std::string_view value) override {
-    auto reply = write({"SET", value_key(bucket, key), value});
+    const std::string full_key = value_key(bucket, key);
+    auto reply = write(full_key, {"SET", full_key, value});
     if (!reply) return reply.error();
     if ((*reply)->type != REDIS_REPLY_STATUS) return unexpected("SET");
     return {};
@@ -60,7 +54,8 @@ class RedisStore final : public Store {
 
   core::Result<bool> put_if_absent(const Bucket& bucket, std::string_view key,
                                    std::string_view value) override {
-    auto reply = write({"SET", value_key(bucket, key), value, "NX"});
+    const std::string full_key = value_key(bucket, key);
+    auto reply = write(full_key, {"SET", full_key, value, "NX"});
     if (!reply) return reply.error();
     if ((*reply)->type == REDIS_REPLY_NIL) return false;
     if ((*reply)->type != REDIS_REPLY_STATUS) return unexpected("SET NX");
@@ -68,7 +63,8 @@ class RedisStore final : public Store {
   }
 
   core::Result<bool> remove(const Bucket& bucket, std::string_view key) override {
-    auto reply = write({"DEL", value_key(bucket, key)});
+    const std::string full_key = value_key(bucket, key);
+    auto reply = write(full_key, {"DEL", full_key});
     if (!reply) return reply.error();
     if ((*reply)->type != REDIS_REPLY_INTEGER) return unexpected("DEL");
     return (*reply)->integer > 0;
@@ -76,7 +72,8 @@ class RedisStore final : public Store {
 
   core::Result<void> index_add(const Bucket& bucket, std::string_view index_key,
                                std::string_view entry) override {
-    auto reply = write({"ZADD", index_key_of(bucket, index_key), "0", entry});
+    const std::string key = index_key_of(bucket, index_key);
+    auto reply = write(key, {"ZADD", key, "0", entry});
     if (!reply) return reply.error();
     if ((*reply)->type != REDIS_REPLY_INTEGER) return unexpected("ZADD");
     return {};
@@ -84,7 +81,8 @@ class RedisStore final : public Store {
 
   core::Result<bool> index_remove(const Bucket& bucket, std::string_view index_key,
                                   std::string_view entry) override {
-    auto reply = write({"ZREM", index_key_of(bucket, index_key), entry});
+    const std::string key = index_key_of(bucket, index_key);
+    auto reply = write(key, {"ZREM", key, entry});
     if (!reply) return reply.error();
     if ((*reply)->type != REDIS_REPLY_INTEGER) return unexpected("ZREM");
     return (*reply)->integer > 0;
@@ -92,15 +90,13 @@ class RedisStore final : public Store {
 
   core::Result<Page> range(const Bucket& bucket, std::string_view index_key,
                            const RangeQuery& query) override {
-    // One more than asked: tells whether there is a next page.
-    const std::string count = std::to_string(query.limit + 1);
-    const bool ascending = query.order == Order::ascending;
+    const std::string key = index_key_of(bucket, index_key);
+    const std::string count = std::to_string(query.limit + 1);  // one more: is there a next page?
     const std::string low = query.after ? "(" + *query.after : "-";
     const std::string high = query.before ? "(" + *query.before : "+";
-    auto reply =
-        ascending
-            ? command({"ZRANGEBYLEX", index_key_of(bucket, index_key), low, high, "LIMIT", "0", count})
-            : command({"ZREVRANGEBYLEX", index_key_of(bucket, index_key), high, low, "LIMIT", "0", count});
+    auto reply = query.order == Order::ascending
+                     ? read(key, {"ZRANGEBYLEX", key, low, high, "LIMIT", "0", count})
+                     : read(key, {"ZREVRANGEBYLEX", key, high, low, "LIMIT", "0", count});
     if (!reply) return reply.error();
     if ((*reply)->type != REDIS_REPLY_ARRAY) return unexpected("ZRANGEBYLEX");
     Page page;
@@ -113,138 +109,104 @@ class RedisStore final : public Store {
   }
 
   bool ping() override {
-    auto reply = command({"PING"});
+    auto reply = read("ping", {"PING"});
     return reply && (*reply)->type == REDIS_REPLY_STATUS;
   }
 
  private:
-  Error unexpected(std::string_view what) {
+  static Error unexpected(std::string_view what) {
     return Error::of(ErrorCode::unavailable, fmt::format("store: unexpected Redis reply to {}", what));
   }
 
-  Error unreachable(std::string_view detail) {
-    return Error::of(ErrorCode::unavailable,
-                     fmt::format("store: Redis {}:{} unreachable: {}", options_.host, options_.port, detail));
-  }
-
-  // Borrows a connection (connecting when the pool has none idle).
-  core::Result<Context> acquire() {
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !idle_.empty() || open_ < options_.pool_size; });
-      if (!idle_.empty()) {
-        Context context = std::move(idle_.back());
-        idle_.pop_back();
-        return context;
+  // The replies of one pipeline, with Redis error replies turned into errors.
+  core::Result<std::vector<Reply>> checked(std::string_view routing_key,
+                                           const std::vector<Command>& commands) {
+    auto replies = run_(routing_key, commands);
+    if (!replies) return replies.error();
+    for (const auto& reply : *replies) {
+      if (auto text = redis::error_text(reply); !text.empty()) {
+        return Error::of(ErrorCode::unavailable, fmt::format("store: Redis error: {}", text));
       }
-      ++open_;
     }
-    const timeval timeout = timeval_of(options_.timeout);
-    Context context(redisConnectWithTimeout(options_.host.c_str(), options_.port, timeout));
-    if (!context || context->err) {
-      const std::string detail = context ? context->errstr : "out of memory";
-      release(nullptr);
-      return unreachable(detail);
-    }
-    redisSetTimeout(context.get(), timeout);
-    return context;
-  }
-
-  // Returns a healthy connection to the pool; a broken one (nullptr) frees its slot.
-  void release(Context context) {
-    std::lock_guard lock(mu_);
-    if (context) {
-      idle_.push_back(std::move(context));
-    } else {
-      --open_;
-    }
-    cv_.notify_one();
-  }
-
-  // Sends the commands pipelined on one connection and returns every reply.
-  core::Result<std::vector<Reply>> pipeline(const std::vector<std::vector<std::string_view>>& commands) {
-    auto context = acquire();
-    if (!context) return context.error();
-    for (const auto& args : commands) {
-      std::vector<const char*> argv;
-      std::vector<std::size_t> lengths;
-      for (auto arg : args) {
-        argv.push_back(arg.data());
-        lengths.push_back(arg.size());
-      }
-      redisAppendCommandArgv(context->get(), static_cast<int>(argv.size()), argv.data(), lengths.data());
-    }
-    std::vector<Reply> replies;
-    for (std::size_t i = 0; i < commands.size(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(context->get(), &raw) != REDIS_OK || raw == nullptr) {
-        const std::string detail = (*context)->errstr;
-        release(nullptr);
-        return unreachable(detail);
-      }
-      Reply reply(static_cast<redisReply*>(raw));
-      if (reply->type == REDIS_REPLY_ERROR) {
-        const std::string message(reply->str, reply->len);
-        release(std::move(*context));
-        return Error::of(ErrorCode::unavailable, "store: Redis error: " + message);
-      }
-      replies.push_back(std::move(reply));
-    }
-    release(std::move(*context));
     return replies;
   }
 
-  core::Result<Reply> command(std::vector<std::string_view> args) {
-    auto replies = pipeline({std::move(args)});
+  core::Result<Reply> read(std::string_view routing_key, Command command) {
+    auto replies = checked(routing_key, {std::move(command)});
     if (!replies) return replies.error();
     return std::move(replies->front());
   }
 
-  // A write, followed in the same round trip by WAIT when replicas are required.
-  core::Result<Reply> write(std::vector<std::string_view> args) {
-    if (options_.wait_replicas <= 0) return command(std::move(args));
-    const std::string replicas = std::to_string(options_.wait_replicas);
-    const std::string timeout = std::to_string(options_.timeout.count());
-    auto replies = pipeline({std::move(args), {"WAIT", replicas, timeout}});
+  // A write, followed in the same round trip (same node) by WAIT when replicas are required.
+  core::Result<Reply> write(std::string_view routing_key, Command command) {
+    if (wait_replicas_ <= 0) return read(routing_key, std::move(command));
+    const std::string replicas = std::to_string(wait_replicas_);
+    const std::string timeout = std::to_string(timeout_.count());
+    auto replies = checked(routing_key, {std::move(command), {"WAIT", replicas, timeout}});
     if (!replies) return replies.error();
-    if ((*replies)[1]->type != REDIS_REPLY_INTEGER || (*replies)[1]->integer < options_.wait_replicas) {
+    if ((*replies)[1]->type != REDIS_REPLY_INTEGER || (*replies)[1]->integer < wait_replicas_) {
       return Error::of(ErrorCode::unavailable, "store: write not confirmed by a replica in time");
     }
     return std::move((*replies)[0]);
   }
 
-  RedisOptions options_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Context> idle_;
-  std::size_t open_ = 0;
+  Executor run_;
+  int wait_replicas_;
+  std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
 
 core::Result<RedisOptions> parse_redis_url(std::string_view url) {
-  constexpr std::string_view kScheme = "redis://";
-  if (!url.starts_with(kScheme)) {
-    return Error::of(ErrorCode::invalid_params, fmt::format("'{}': must be redis://HOST:PORT", url));
-  }
-  std::string_view rest = url.substr(kScheme.size());
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  auto host_port = core::parse_host_port(rest);
-  if (!host_port || host_port->port == 0) {
-    return Error::of(ErrorCode::invalid_params, fmt::format("'{}': must be redis://HOST:PORT", url));
-  }
   RedisOptions options;
-  options.host = host_port->host;
-  options.port = host_port->port;
+  std::string_view rest;
+  if (url.starts_with("redis://")) {
+    rest = url.substr(8);
+  } else if (url.starts_with("redis-cluster://")) {
+    rest = url.substr(16);
+    options.cluster = true;
+  } else {
+    return Error::of(ErrorCode::invalid_params,
+                     fmt::format("'{}': must be redis://HOST:PORT or redis-cluster://HOST:PORT,...", url));
+  }
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  options.nodes.clear();
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    auto host_port = core::parse_host_port(rest.substr(0, comma));
+    if (!host_port || host_port->port == 0) {
+      return Error::of(ErrorCode::invalid_params, fmt::format("'{}': every node must be HOST:PORT", url));
+    }
+    options.nodes.emplace_back(host_port->host, host_port->port);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  if (options.nodes.empty() || (!options.cluster && options.nodes.size() != 1)) {
+    return Error::of(ErrorCode::invalid_params,
+                     fmt::format("'{}': must name one node (redis://HOST:PORT)", url));
+  }
   return options;
 }
 
 core::Result<std::unique_ptr<Store>> open_redis(const RedisOptions& options) {
-  auto store = std::make_unique<RedisStore>(options);
-  if (!store->ping()) {
-    return Error::of(ErrorCode::unavailable,
-                     fmt::format("store: Redis {}:{} does not answer PING", options.host, options.port));
+  Executor executor;
+  if (options.cluster) {
+    auto router = std::make_shared<redis::ClusterRouter>(
+        redis::ClusterOptions{options.nodes, options.timeout, options.pool_size, options.retry_budget});
+    if (auto loaded = router->refresh(); !loaded) return loaded.error();
+    executor = [router](std::string_view key, const std::vector<Command>& commands) {
+      return router->pipeline(key, commands);
+    };
+  } else {
+    if (options.nodes.size() != 1)
+      return Error::of(ErrorCode::invalid_params, "store: standalone Redis takes one node");
+    auto pool = std::make_shared<redis::NodePool>(options.nodes[0].first, options.nodes[0].second,
+                                                  options.timeout, options.pool_size);
+    executor = [pool](std::string_view, const std::vector<Command>& commands) {
+      return pool->pipeline(commands);
+    };
   }
+  auto store = std::make_unique<RedisStore>(std::move(executor), options.wait_replicas, options.timeout);
+  if (!store->ping()) return Error::of(ErrorCode::unavailable, "store: Redis does not answer PING");
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -46,13 +46,18 @@ class StoreConformance : public ::testing::TestWithParam<std::string> {
       EXPECT_TRUE(opened) << opened.error().message;
       return opened ? std::move(*opened) : nullptr;
     }
-    const char* url = std::getenv("INTERCOMM_TEST_REDIS");
+    const bool cluster = GetParam() == "redis_cluster";
+    const char* variable = cluster ? "INTERCOMM_TEST_REDIS_CLUSTER" : "INTERCOMM_TEST_REDIS";
+    const char* url = std::getenv(variable);
     if (url == nullptr) {
-      ADD_FAILURE() << "INTERCOMM_TEST_REDIS is not set: run through scripts/test.sh, which starts Redis";
+      ADD_FAILURE() << variable << " is not set: run through scripts/test.sh, which starts Redis";
       return nullptr;
     }
     auto options = parse_redis_url(url);
     EXPECT_TRUE(options);
+    if (!options) return nullptr;
+    // The cluster acknowledges a write once a replica has it too.
+    if (cluster) options->wait_replicas = 1;
     auto opened = open_redis(*options);
     EXPECT_TRUE(opened) << opened.error().message;
     return opened ? std::move(*opened) : nullptr;
@@ -237,7 +242,7 @@ TEST_P(StoreConformance, DataOutlivesTheConnection) {
   EXPECT_TRUE(store_->ping());
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values("rocksdb", "redis"),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values("rocksdb", "redis", "redis_cluster"),
                          [](const auto& info) { return info.param; });
 
 TEST(RocksStore, AFolderLockedByAnotherOpenerIsRefusedClearly) {
@@ -256,6 +261,13 @@ TEST(RocksStore, AFolderLockedByAnotherOpenerIsRefusedClearly) {
 TEST(RedisStore, UrlsAreCheckedAndAnAbsentServerIsUnavailable) {
   EXPECT_FALSE(parse_redis_url("http://x:1"));
   EXPECT_FALSE(parse_redis_url("redis://nohost"));
+  EXPECT_FALSE(parse_redis_url("redis://127.0.0.1:1,127.0.0.1:2"));
+  EXPECT_FALSE(parse_redis_url("redis-cluster://127.0.0.1:1,oops"));
+  auto cluster = parse_redis_url("redis-cluster://127.0.0.1:7000,[::1]:7001/");
+  ASSERT_TRUE(cluster);
+  EXPECT_TRUE(cluster->cluster);
+  EXPECT_EQ(cluster->nodes.size(), 2U);
+  EXPECT_EQ(cluster->nodes[1].first, "::1");
   auto options = parse_redis_url("redis://127.0.0.1:1");
   ASSERT_TRUE(options);
   options->timeout = 200ms;

@@ -1,0 +1,67 @@
+// Redis Cluster routing: hash slots, the slot map, MOVED/ASK redirects.
+//
+// Written here because Debian 12 ships no maintained C/C++ Redis Cluster
+// client (hiredis-cluster is not packaged). It is deliberately small: a
+// future Redis client library with cluster support replaces this file.
+#pragma once
+
+#include "store/redis_node.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace intercomm::store::redis {
+
+inline constexpr int kSlots = 16384;
+
+// CRC16-CCITT (XMODEM), as Redis Cluster specifies.
+std::uint16_t crc16(std::string_view bytes) noexcept;
+
+// The slot of `key`: of the text inside the first {...} when that is not empty.
+int key_slot(std::string_view key) noexcept;
+
+struct ClusterOptions {
+  std::vector<std::pair<std::string, int>> seeds;
+  std::chrono::milliseconds timeout{2000};
+  std::size_t pool_size = 2;  // per node
+  // How long one call keeps following redirects and retrying while the
+  // cluster fails over (a replica takes over after cluster-node-timeout).
+  std::chrono::milliseconds retry_budget{10000};
+};
+
+// Routes each pipeline to the master of the slot of its routing key. Follows
+// MOVED (updating the slot map, then refreshing it from the cluster) and ASK
+// (sending ASKING first, without changing the map). On a transport failure or
+// CLUSTERDOWN/TRYAGAIN it refreshes the slot map from any reachable node and
+// retries within the retry budget. Thread-safe.
+class ClusterRouter {
+ public:
+  explicit ClusterRouter(ClusterOptions options);
+
+  // Loads the slot map; fails when no seed answers CLUSTER SLOTS.
+  core::Result<void> refresh();
+
+  core::Result<std::vector<Reply>> pipeline(std::string_view routing_key,
+                                            const std::vector<Command>& commands);
+
+  // The master currently mapped for `slot`, as "host:port" (for tests).
+  std::string master_of(int slot);
+
+ private:
+  std::shared_ptr<NodePool> pool_for(const std::string& host, int port);
+  std::shared_ptr<NodePool> node_of(int slot);
+
+  ClusterOptions options_;
+  std::shared_mutex mu_;
+  std::array<std::shared_ptr<NodePool>, kSlots> slots_{};
+  std::map<std::string, std::shared_ptr<NodePool>> nodes_;  // by "host:port"
+};
+
+}  // namespace intercomm::store::redis
