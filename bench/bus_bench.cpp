@@ -37,11 +37,15 @@ struct Figures {
 
 Figures figures_of(std::vector<double> latencies_us, Clock::duration elapsed) {
   std::sort(latencies_us.begin(), latencies_us.end());
-  const auto at = [&](double q) { return latencies_us[static_cast<std::size_t>(q * (latencies_us.size() - 1))]; };
+  const auto at = [&](double q) {
+    return latencies_us[static_cast<std::size_t>(q * (latencies_us.size() - 1))];
+  };
   return Figures{latencies_us.size() / std::chrono::duration<double>(elapsed).count(), at(0.50), at(0.99)};
 }
 
-double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+double micros(Clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
 
 // The median run by throughput, of `runs`.
 template <class F>
@@ -54,7 +58,9 @@ Figures median_of(int runs, F&& run) {
 
 // --- raw rabbitmq-c: the ceiling --------------------------------------------
 
-amqp_bytes_t bytes_of(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
+amqp_bytes_t bytes_of(std::string_view s) {
+  return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
 
 amqp_connection_state_t raw_connect(const std::string& url) {
   std::string buffer = url;
@@ -62,7 +68,8 @@ amqp_connection_state_t raw_connect(const std::string& url) {
   amqp_parse_url(buffer.data(), &info);
   auto conn = amqp_new_connection();
   auto* socket = amqp_tcp_socket_new(conn);
-  if (amqp_socket_open(socket, info.host, info.port) != AMQP_STATUS_OK) throw std::runtime_error("raw: connect");
+  if (amqp_socket_open(socket, info.host, info.port) != AMQP_STATUS_OK)
+    throw std::runtime_error("raw: connect");
   const char* vhost = (info.vhost && *info.vhost) ? info.vhost : "/";
   if (amqp_login(conn, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password).reply_type !=
       AMQP_RESPONSE_NORMAL) {
@@ -97,7 +104,8 @@ Figures raw_publish(const std::string& url, const std::string& key, int count, i
   std::vector<bool> confirmed(count + 1, false);
   const auto start = Clock::now();
   while (latencies.size() < static_cast<std::size_t>(count)) {
-    while (next <= static_cast<std::uint64_t>(count) && next - 1 - latencies.size() < static_cast<std::uint64_t>(window)) {
+    while (next <= static_cast<std::uint64_t>(count) &&
+           next - 1 - latencies.size() < static_cast<std::uint64_t>(window)) {
       sent_at[next] = Clock::now();
       amqp_basic_publish(conn, 1, bytes_of(bus::kExchange), bytes_of(key), 1, 0, &props, bytes_of(body));
       ++next;
@@ -113,7 +121,8 @@ Figures raw_publish(const std::string& url, const std::string& key, int count, i
       confirmed[tag] = true;
       latencies.push_back(micros(now - sent_at[tag]));
     }
-    while (confirmed_upto + 1 <= static_cast<std::uint64_t>(count) && confirmed[confirmed_upto + 1]) ++confirmed_upto;
+    while (confirmed_upto + 1 <= static_cast<std::uint64_t>(count) && confirmed[confirmed_upto + 1])
+      ++confirmed_upto;
     amqp_maybe_release_buffers(conn);
   }
   const auto elapsed = Clock::now() - start;
@@ -158,9 +167,11 @@ Figures raw_rpc(const std::string& url, const std::string& key, int count, int w
   while (latencies.size() < static_cast<std::size_t>(count)) {
     while (sent < count && static_cast<int>(in_flight.size()) < window) {
       const std::string id = std::to_string(sent++);
-      const std::string body = R"({"jsonrpc":"2.0","method":"bench_echo","params":{"n":1},"id":")" + id + "\"}";
+      const std::string body =
+          R"({"jsonrpc":"2.0","method":"bench_echo","params":{"n":1},"id":")" + id + "\"}";
       amqp_basic_properties_t props{};
-      props._flags = AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+      props._flags =
+          AMQP_BASIC_REPLY_TO_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
       props.reply_to = bytes_of(reply_queue);
       props.correlation_id = bytes_of(id);
       props.delivery_mode = 1;
@@ -251,8 +262,8 @@ void delete_queue(const std::string& url, const std::string& queue) {
 
 void row(const std::string& name, int window, const Figures& ours, const Figures& raw) {
   fmt::print("| {} | {} | {:.0f} | {:.0f} | {:.0f}% | {:.0f} / {:.0f} | {:.0f} / {:.0f} |\n", name, window,
-             ours.ops_per_second, raw.ops_per_second, 100.0 * ours.ops_per_second / raw.ops_per_second, ours.p50_us,
-             ours.p99_us, raw.p50_us, raw.p99_us);
+             ours.ops_per_second, raw.ops_per_second, 100.0 * ours.ops_per_second / raw.ops_per_second,
+             ours.p50_us, ours.p99_us, raw.p50_us, raw.p99_us);
   std::fflush(stdout);
 }
 
@@ -274,7 +285,9 @@ int main(int argc, char** argv) {
   const std::string pub_key = "bench_pub_job_" + tag;
   if (!publisher->declare_queue(bus::QueueSpec{pub_queue, {pub_key}, bus::QueueType::quorum, 0})) return 1;
 
-  fmt::print("| operation | in flight | intercomm ops/s | raw rabbitmq-c ops/s | ratio | intercomm p50 / p99 µs | raw p50 / p99 µs |\n");
+  fmt::print(
+      "| operation | in flight | intercomm ops/s | raw rabbitmq-c ops/s | ratio | intercomm p50 / p99 µs | "
+      "raw p50 / p99 µs |\n");
   fmt::print("|---|---|---|---|---|---|---|\n");
   for (int window : {1, 64}) {
     const int count = window == 1 ? (quick ? 500 : 2000) : (quick ? 5000 : 20000);
@@ -292,8 +305,9 @@ int main(int argc, char** argv) {
   options.prefetch = 64;
   options.threads = 2;
   intercomm::worker::Worker worker(*worker_bus, "bench_" + tag, options);
-  worker.on(job, [](const json::object& params, const intercomm::worker::JobContext&)
-                     -> intercomm::core::Result<json::value> { return json::value(params); });
+  worker.on(job,
+            [](const json::object& params, const intercomm::worker::JobContext&)
+                -> intercomm::core::Result<json::value> { return json::value(params); });
   if (!worker.start()) return 1;
   auto client = bus::RpcClient::open(*client_bus);
   if (!client) return 1;

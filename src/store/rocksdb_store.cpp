@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 
 #include <array>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 
@@ -185,6 +186,12 @@ class RocksStore final : public Store {
 }  // namespace
 
 core::Result<std::unique_ptr<Store>> open_rocksdb(const RocksOptions& options) {
+  std::error_code made;
+  std::filesystem::create_directories(options.path, made);
+  if (made) {
+    return Error::of(ErrorCode::unavailable,
+                     fmt::format("store: cannot create folder {}: {}", options.path, made.message()));
+  }
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.IncreaseParallelism(2);
