@@ -127,6 +127,8 @@ TEST(BrokerKill, NoConfirmedJobIsLostAndBothSidesRecover) {
     if (seen >= confirmed.size()) break;
     std::this_thread::sleep_for(50ms);
   }
+  // Stop first: a redelivered duplicate may still be in a handler, which takes `mu`.
+  worker.stop();
   std::lock_guard lock(mu);
   ASSERT_TRUE(processed.contains(-1));
   std::vector<int> lost;
@@ -137,7 +139,6 @@ TEST(BrokerKill, NoConfirmedJobIsLostAndBothSidesRecover) {
   std::cout << "confirmed " << confirmed.size() << " jobs; " << failures
             << " publishes reported failed across the kill and retried; " << processed.size() - 1
             << " distinct jobs processed\n";
-  worker.stop();
 }
 
 }  // namespace
