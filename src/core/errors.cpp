@@ -13,6 +13,7 @@ std::string_view standard_message(ErrorCode code) noexcept {
     case ErrorCode::not_found: return "Not found";
     case ErrorCode::forbidden: return "Forbidden";
     case ErrorCode::conflict: return "Conflict";
+    case ErrorCode::unauthorized: return "Unauthorized";
     case ErrorCode::unavailable: return "Unavailable";
     case ErrorCode::timeout: return "Timeout";
   }
@@ -29,6 +30,7 @@ int http_status(ErrorCode code) noexcept {
     case ErrorCode::not_found: return 404;
     case ErrorCode::forbidden: return 403;
     case ErrorCode::conflict: return 409;
+    case ErrorCode::unauthorized: return 401;
     case ErrorCode::unavailable: return 503;
     case ErrorCode::timeout: return 504;
   }

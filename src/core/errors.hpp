@@ -22,7 +22,8 @@ enum class ErrorCode : std::int32_t {
   not_found = -32004,
   forbidden = -32003,
   conflict = -32009,
-  // Transport outcomes (implementation-defined server errors, -32000..-32099):
+  // Implementation-defined server errors (-32000..-32099):
+  unauthorized = -32001,  // no valid credentials (HTTP 401)
   unavailable = -32010,  // nothing could take the request now: bus down, no worker bound
   timeout = -32011,      // no answer before the deadline
 };
@@ -31,8 +32,8 @@ enum class ErrorCode : std::int32_t {
 inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::parse_error,    ErrorCode::invalid_request, ErrorCode::method_not_found,
     ErrorCode::invalid_params, ErrorCode::internal_error,  ErrorCode::not_found,
-    ErrorCode::forbidden,      ErrorCode::conflict,        ErrorCode::unavailable,
-    ErrorCode::timeout,
+    ErrorCode::forbidden,      ErrorCode::conflict,        ErrorCode::unauthorized,
+    ErrorCode::unavailable,    ErrorCode::timeout,
 };
 
 // "Parse error", "Invalid params", ...; "Server error" for a code not in the table.

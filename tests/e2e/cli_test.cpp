@@ -1,4 +1,6 @@
 // The intercomm executable as a user meets it: help, subcommands, exit codes.
+#include "gateway/jwt.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -38,7 +40,7 @@ TEST(Cli, HelpListsEverySubcommandPlannedInDesign) {
 }
 
 TEST(Cli, UnbuiltServicesSaySoAndFail) {
-  for (const char* args : {"gateway", "mta", "mda", "token --user alice"}) {
+  for (const char* args : {"gateway", "mda"}) {
     const auto outcome = run(args);
     EXPECT_NE(outcome.exit_code, 0) << args;
     EXPECT_NE(outcome.output.find("not built yet"), std::string::npos) << args << ": " << outcome.output;
@@ -69,6 +71,26 @@ TEST(Cli, BadFlagValuesAreRefusedWithWhatIsExpected) {
   EXPECT_NE(outcome.output.find("HOST:PORT"), std::string::npos) << outcome.output;
   EXPECT_NE(run("").exit_code, 0);
   EXPECT_NE(run("frobnicate").exit_code, 0);
+}
+
+TEST(Cli, TokenIsMintedWithTheConfiguredSecretAndVerifies) {
+  const auto minted = run("token --user alice --ttl 600", "INTERCOMM_SECRET=dev-secret");
+  ASSERT_EQ(minted.exit_code, 0) << minted.output;
+  std::string token = minted.output;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  auto claims = intercomm::gateway::verify_hs256(token, "dev-secret");
+  ASSERT_TRUE(claims) << claims.error().message;
+  EXPECT_EQ(claims->subject, "alice");
+  EXPECT_FALSE(intercomm::gateway::verify_hs256(token, "another-secret"));
+}
+
+TEST(Cli, TokenWithoutSecretOrWithABadUserFails) {
+  const auto no_secret = run("token --user alice");
+  EXPECT_NE(no_secret.exit_code, 0);
+  EXPECT_NE(no_secret.output.find("INTERCOMM_SECRET"), std::string::npos) << no_secret.output;
+  const auto bad_user = run("token --user 'not a user' --secret s");
+  EXPECT_NE(bad_user.exit_code, 0);
+  EXPECT_NE(bad_user.output.find("--user"), std::string::npos) << bad_user.output;
 }
 
 TEST(Cli, VersionIsPrinted) {

@@ -18,7 +18,8 @@ struct Row {
 constexpr Row kDesignTable[] = {
     {-32700, "Parse error", 400},    {-32600, "Invalid Request", 400}, {-32601, "Method not found", 501},
     {-32602, "Invalid params", 400}, {-32603, "Internal error", 500},  {-32004, "Not found", 404},
-    {-32003, "Forbidden", 403},      {-32009, "Conflict", 409},        {-32010, "Unavailable", 503},
+    {-32003, "Forbidden", 403},      {-32009, "Conflict", 409},        {-32001, "Unauthorized", 401},
+    {-32010, "Unavailable", 503},
     {-32011, "Timeout", 504},
 };
 

@@ -1,0 +1,150 @@
+// HS256 JWTs: base64url via OpenSSL's EVP block coding, HMAC via OpenSSL.
+#include "gateway/jwt.hpp"
+
+#include "core/message.hpp"
+
+#include <fmt/core.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <optional>
+
+namespace intercomm::gateway {
+namespace {
+
+namespace json = boost::json;
+using core::Error;
+using core::ErrorCode;
+
+Error refused(std::string_view why) {
+  return Error::of(ErrorCode::unauthorized, fmt::format("token: {}", why));
+}
+
+std::string hmac_sha256(std::string_view secret, std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &length);
+  return std::string(reinterpret_cast<const char*>(digest), length);
+}
+
+std::int64_t seconds_since_epoch(SystemClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string base64url_encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int written =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(written));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+bool base64url_decode(std::string_view text, std::string& out) {
+  if (text.size() % 4 == 1) return false;
+  std::string standard(text);
+  for (char& c : standard) {
+    if (c == '-') {
+      c = '+';
+    } else if (c == '_') {
+      c = '/';
+    } else if (c == '+' || c == '/' || c == '=') {
+      return false;  // not the URL-safe alphabet, or padding
+    }
+  }
+  const std::size_t padding = (4 - standard.size() % 4) % 4;
+  standard.append(padding, '=');
+  out.assign(3 * standard.size() / 4, '\0');
+  const int decoded = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                      reinterpret_cast<const unsigned char*>(standard.data()),
+                                      static_cast<int>(standard.size()));
+  if (decoded < 0) return false;
+  out.resize(static_cast<std::size_t>(decoded) - padding);
+  return true;
+}
+
+std::string mint_hs256(std::string_view secret, std::string_view subject, std::chrono::seconds ttl,
+                       SystemClock::time_point now) {
+  const std::int64_t issued = seconds_since_epoch(now);
+  const std::string header = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
+  const std::string claims = base64url_encode(
+      json::serialize(json::object{{"sub", subject}, {"iat", issued}, {"exp", issued + ttl.count()}}));
+  const std::string signing_input = header + "." + claims;
+  return signing_input + "." + base64url_encode(hmac_sha256(secret, signing_input));
+}
+
+core::Result<Claims> verify_hs256(std::string_view token, std::string_view secret,
+                                  SystemClock::time_point now, std::chrono::seconds leeway) {
+  if (token.size() > 4096) return refused("too long");
+  const auto first = token.find('.');
+  const auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
+  if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos) {
+    return refused("must be three base64url parts separated by dots");
+  }
+  const std::string_view header_part = token.substr(0, first);
+  const std::string_view claims_part = token.substr(first + 1, second - first - 1);
+  const std::string_view signature_part = token.substr(second + 1);
+
+  std::string header_text;
+  std::string claims_text;
+  std::string signature;
+  if (!base64url_decode(header_part, header_text) || !base64url_decode(claims_part, claims_text) ||
+      !base64url_decode(signature_part, signature)) {
+    return refused("a part is not base64url");
+  }
+  boost::system::error_code ec;
+  const json::value header = json::parse(header_text, ec);
+  if (ec || !header.is_object()) return refused("header is not a JSON object");
+  const auto* alg = header.as_object().if_contains("alg");
+  if (alg == nullptr || !alg->is_string() || alg->get_string() != "HS256") {
+    return refused("alg must be HS256");  // refuses "none" and algorithm switching
+  }
+  if (const auto* typ = header.as_object().if_contains("typ");
+      typ && (!typ->is_string() || typ->get_string() != "JWT")) {
+    return refused("typ must be JWT");
+  }
+  const std::string expected = hmac_sha256(secret, token.substr(0, second));
+  if (signature.size() != expected.size() ||
+      CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
+    return refused("bad signature");
+  }
+
+  const json::value claims = json::parse(claims_text, ec);
+  if (ec || !claims.is_object()) return refused("claims are not a JSON object");
+  const auto& object = claims.as_object();
+  const auto* sub = object.if_contains("sub");
+  if (sub == nullptr || !sub->is_string() || !core::is_user_id(sub->get_string())) {
+    return refused("sub must be a user id");
+  }
+  for (std::string_view name : {"exp", "nbf", "iat"}) {
+    const auto* value = object.if_contains(name);
+    if (value != nullptr && !value->is_number()) return refused(fmt::format("{} must be a number", name));
+  }
+  const auto number = [&](std::string_view name) -> std::optional<std::int64_t> {
+    const auto* value = object.if_contains(name);
+    if (value == nullptr) return std::nullopt;
+    return static_cast<std::int64_t>(value->to_number<double>());
+  };
+  const std::int64_t now_s = seconds_since_epoch(now);
+  const auto exp = number("exp");
+  if (!exp) return refused("exp is required");
+  if (now_s > *exp + leeway.count()) return refused("expired");
+  if (const auto nbf = number("nbf"); nbf && now_s + leeway.count() < *nbf)
+    return refused("not valid yet (nbf)");
+  if (const auto iat = number("iat"); iat && *iat > now_s + leeway.count())
+    return refused("issued in the future (iat)");
+  return Claims{std::string(sub->get_string()), *exp};
+}
+
+}  // namespace intercomm::gateway

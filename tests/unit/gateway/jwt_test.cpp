@@ -1,0 +1,125 @@
+#include "gateway/jwt.hpp"  // first: the header is self-contained
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <boost/json/serialize.hpp>
+
+namespace intercomm::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+const SystemClock::time_point kNow = SystemClock::time_point(std::chrono::seconds(1'800'000'000));
+
+// A token with any header and claims, HMAC-SHA256-signed with `secret`
+// independently of the code under test.
+std::string sign(const json::object& header, const json::object& claims, std::string_view secret) {
+  const std::string input =
+      base64url_encode(json::serialize(header)) + "." + base64url_encode(json::serialize(claims));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest, &length);
+  return input + "." + base64url_encode(std::string(reinterpret_cast<const char*>(digest), length));
+}
+
+const json::object kHeader{{"alg", "HS256"}, {"typ", "JWT"}};
+
+std::string reason(const core::Result<Claims>& result) {
+  return result ? "accepted" : result.error().message;
+}
+
+TEST(Base64Url, RoundTripsEveryLengthAndRefusesOtherAlphabets) {
+  std::string bytes;
+  for (int i = 0; i < 70; ++i) {
+    std::string decoded;
+    const std::string encoded = base64url_encode(bytes);
+    EXPECT_EQ(encoded.find_first_of("+/="), std::string::npos) << encoded;
+    ASSERT_TRUE(base64url_decode(encoded, decoded)) << encoded;
+    EXPECT_EQ(decoded, bytes);
+    bytes.push_back(static_cast<char>(i * 37));
+  }
+  std::string out;
+  EXPECT_FALSE(base64url_decode("ab+c", out));
+  EXPECT_FALSE(base64url_decode("abc=", out));
+  EXPECT_FALSE(base64url_decode("a", out));
+  EXPECT_FALSE(base64url_decode("a$bc", out));
+}
+
+TEST(Jwt, MintedTokenVerifiesForItsSubject) {
+  const std::string token = mint_hs256("s3cret", "alice", 3600s, kNow);
+  auto claims = verify_hs256(token, "s3cret", kNow);
+  ASSERT_TRUE(claims) << reason(claims);
+  EXPECT_EQ(claims->subject, "alice");
+  EXPECT_EQ(claims->expires_at, 1'800'003'600);
+}
+
+TEST(Jwt, WrongSecretOrTamperingIsRefused) {
+  const std::string token = mint_hs256("s3cret", "alice", 3600s, kNow);
+  EXPECT_EQ(reason(verify_hs256(token, "other", kNow)), "token: bad signature");
+  // Swap the claims for bob's, keep alice's signature.
+  const std::string bob = mint_hs256("s3cret", "bob", 3600s, kNow);
+  const auto cut = [](const std::string& t, int part) {
+    const auto a = t.find('.');
+    const auto b = t.find('.', a + 1);
+    return part == 0 ? t.substr(0, a) : part == 1 ? t.substr(a + 1, b - a - 1) : t.substr(b + 1);
+  };
+  const std::string spliced = cut(token, 0) + "." + cut(bob, 1) + "." + cut(token, 2);
+  EXPECT_EQ(reason(verify_hs256(spliced, "s3cret", kNow)), "token: bad signature");
+}
+
+TEST(Jwt, ExpiryNotBeforeAndIssuedAtHonourTheLeeway) {
+  const std::string token = mint_hs256("k", "alice", 60s, kNow);
+  EXPECT_TRUE(verify_hs256(token, "k", kNow + 60s + 30s));
+  EXPECT_EQ(reason(verify_hs256(token, "k", kNow + 60s + 31s)), "token: expired");
+  EXPECT_EQ(reason(verify_hs256(token, "k", kNow - 31s)), "token: issued in the future (iat)");
+  EXPECT_TRUE(verify_hs256(token, "k", kNow - 29s));
+}
+
+TEST(Jwt, MalformedTokensAreRefusedWithAReason) {
+  for (const char* token : {"", "abc", "a.b", "a.b.c.d", "!!!.e30.e30", "e30.!!!.e30"}) {
+    auto result = verify_hs256(token, "k", kNow);
+    ASSERT_FALSE(result) << token;
+    EXPECT_EQ(result.error().code, core::ErrorCode::unauthorized);
+  }
+  EXPECT_FALSE(verify_hs256(std::string(5000, 'a'), "k", kNow));
+}
+
+TEST(Jwt, ClaimsAreChecked) {
+  const auto verdict = [](const json::object& claims) {
+    return reason(verify_hs256(sign(kHeader, claims, "k"), "k", kNow));
+  };
+  EXPECT_EQ(verdict({{"sub", "alice"}, {"exp", 1'800'000'100}}), "accepted");
+  EXPECT_EQ(verdict({{"sub", "alice"}}), "token: exp is required");
+  EXPECT_EQ(verdict({{"sub", "alice"}, {"exp", "tomorrow"}}), "token: exp must be a number");
+  EXPECT_EQ(verdict({{"exp", 1'800'000'100}}), "token: sub must be a user id");
+  EXPECT_EQ(verdict({{"sub", "not a user"}, {"exp", 1'800'000'100}}), "token: sub must be a user id");
+  EXPECT_EQ(verdict({{"sub", "alice"}, {"exp", 1'800'000'100}, {"nbf", 1'800'000'031}}),
+            "token: not valid yet (nbf)");
+  EXPECT_EQ(verdict({{"sub", "alice"}, {"exp", 1'800'000'100}, {"nbf", 1'800'000'029}}), "accepted");
+  EXPECT_EQ(verdict({{"sub", "alice"}, {"exp", 1'800'000'100}, {"iat", "x"}}), "token: iat must be a number");
+  EXPECT_EQ(reason(verify_hs256(
+                sign({{"alg", "HS256"}, {"typ", "JOSE+JSON"}}, {{"sub", "a"}, {"exp", 1'900'000'000}}, "k"),
+                "k", kNow)),
+            "token: typ must be JWT");
+}
+
+TEST(Jwt, AlgNoneAndAlgorithmSwitchingAreRefused) {
+  const json::object claims{{"sub", "alice"}, {"iat", 1'800'000'000}, {"exp", 1'900'000'000}};
+  const std::string body = base64url_encode(json::serialize(claims));
+  for (const char* alg : {"none", "None", "RS256", "HS512", "ES256"}) {
+    const std::string header = base64url_encode(json::serialize(json::object{{"alg", alg}, {"typ", "JWT"}}));
+    EXPECT_EQ(reason(verify_hs256(header + "." + body + ".", "k", kNow)), "token: alg must be HS256") << alg;
+    // A real HS256 signature over this input does not help either.
+    const std::string hs256 = mint_hs256("k", "alice", 3600s, kNow);
+    const std::string signature = hs256.substr(hs256.rfind('.') + 1);
+    EXPECT_FALSE(verify_hs256(header + "." + body + "." + signature, "k", kNow)) << alg;
+  }
+  const std::string no_alg = base64url_encode(R"({"typ":"JWT"})");
+  EXPECT_EQ(reason(verify_hs256(no_alg + "." + body + ".", "k", kNow)), "token: alg must be HS256");
+}
+
+}  // namespace
+}  // namespace intercomm::gateway
