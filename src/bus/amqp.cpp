@@ -277,17 +277,7 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
       retired_.push_back(std::move(found->second));
       consumers_.erase(found);
     };
-    if (std::this_thread::get_id() == io_thread_.get_id()) {
-      cancel();
-      return;
-    }
-    auto promise = std::make_shared<std::promise<void>>();
-    auto future = promise->get_future();
-    post(Command{false, [cancel, promise] {
-                   cancel();
-                   promise->set_value();
-                 }});
-    future.wait_for(options_.rpc_timeout);
+    run_on_io_thread(cancel);
   }
 
   // basic.cancel: no new deliveries; the channel stays open so deliveries in
@@ -302,14 +292,20 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
         (void)rpc_result(found->second.channel, "basic.cancel");
       }
     };
+    run_on_io_thread(pause);
+  }
+
+  // Runs `fn` on the I/O thread: inline when already there (from a handler),
+  // else posted, waiting up to the rpc timeout for it to have run.
+  void run_on_io_thread(const std::function<void()>& fn) {
     if (std::this_thread::get_id() == io_thread_.get_id()) {
-      pause();
+      fn();
       return;
     }
     auto promise = std::make_shared<std::promise<void>>();
     auto future = promise->get_future();
-    post(Command{false, [pause, promise] {
-                   pause();
+    post(Command{false, [fn, promise] {
+                   fn();
                    promise->set_value();
                  }});
     future.wait_for(options_.rpc_timeout);

@@ -25,7 +25,9 @@ void append_component(std::string& out, std::string_view part) {
 }
 
 std::string value_key(const Bucket& bucket, std::string_view key) {
-  std::string out = "v";
+  std::string out;
+  out.reserve(9 + bucket.type.size() + bucket.name.size() + key.size());  // one allocation per call
+  out = "v";
   append_component(out, bucket.type);
   append_component(out, bucket.name);
   out.append(key);
@@ -33,7 +35,9 @@ std::string value_key(const Bucket& bucket, std::string_view key) {
 }
 
 std::string index_prefix(const Bucket& bucket, std::string_view index_key) {
-  std::string out = "i";
+  std::string out;
+  out.reserve(13 + bucket.type.size() + bucket.name.size() + index_key.size() + 26);  // room for an entry
+  out = "i";
   append_component(out, bucket.type);
   append_component(out, bucket.name);
   append_component(out, index_key);

@@ -4,6 +4,7 @@
 #include "bus/topology.hpp"
 #include "support/bus_backends.hpp"
 #include "support/rabbitmq_node.hpp"
+#include "support/servers.hpp"
 #include "worker/worker.hpp"
 
 #include <gtest/gtest.h>
@@ -21,10 +22,7 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string servers_dir() {
-  const char* dir = std::getenv("INTERCOMM_TEST_SERVERS_DIR");
-  return dir ? dir : "/tmp";
-}
+using intercomm::testing::servers_dir;
 
 TEST(BrokerKill, NoConfirmedJobIsLostAndBothSidesRecover) {
   intercomm::testing::RabbitNode node(servers_dir() + "/rabbitmq-kill-" + std::to_string(getpid()));

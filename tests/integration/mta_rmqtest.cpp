@@ -7,6 +7,7 @@
 #include "store/redis_store.hpp"
 #include "store/rocksdb_store.hpp"
 #include "support/bus_backends.hpp"
+#include "support/servers.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -42,8 +43,7 @@ class MtaSuite : public ::testing::TestWithParam<std::string> {
     client_bus_ = factory_->connect();
     ASSERT_TRUE(worker_bus_ && client_bus_);
     if (GetParam().ends_with("rocksdb")) {
-      const char* dir = std::getenv("INTERCOMM_TEST_SERVERS_DIR");
-      path_ = std::string(dir ? dir : "/tmp") + "/mta-rocksdb-" + core::new_message_id();
+      path_ = intercomm::testing::servers_dir() + "/mta-rocksdb-" + core::new_message_id();
       auto opened = store::open_rocksdb(store::RocksOptions{path_, true});
       ASSERT_TRUE(opened);
       store_ = std::move(*opened);

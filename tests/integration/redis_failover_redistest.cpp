@@ -5,6 +5,7 @@
 #include "store/redis_cluster.hpp"
 #include "store/redis_node.hpp"
 #include "store/redis_store.hpp"
+#include "support/servers.hpp"
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
@@ -19,22 +20,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string servers_dir() {
-  const char* dir = std::getenv("INTERCOMM_TEST_SERVERS_DIR");
-  return dir ? dir : "/tmp";
-}
+using intercomm::testing::servers_dir;
 
-// Runs a tests/support script; returns its first output line, "" on failure.
 std::string script(const std::string& name, const std::string& args) {
-  const std::string command = std::string(INTERCOMM_SOURCE_DIR) + "/tests/support/" + name + " " + args;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return {};
-  char line[1024] = {};
-  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
-  if (pclose(pipe) != 0) return {};
-  std::string text = got ? line : "ok";
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
+  return intercomm::testing::run_support_script(name, args);
 }
 
 // Stops the servers kept in `dir` when the test ends, passed or not.

@@ -4,6 +4,7 @@
 #include "core/ids.hpp"
 #include "store/redis_store.hpp"
 #include "store/rocksdb_store.hpp"
+#include "support/servers.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -18,10 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string servers_dir() {
-  const char* dir = std::getenv("INTERCOMM_TEST_SERVERS_DIR");
-  return dir ? dir : "/tmp";
-}
+using intercomm::testing::servers_dir;
 
 class StoreConformance : public ::testing::TestWithParam<std::string> {
  protected:

@@ -5,6 +5,7 @@
 #include "bus/topology.hpp"
 #include "core/jsonrpc.hpp"
 #include "support/bus_backends.hpp"
+#include "support/servers.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
@@ -228,8 +229,7 @@ TEST_P(WorkerSuite, NotificationsRunWithHeadersAndGetNoReply) {
             bus::PublishStatus::confirmed);
   ASSERT_EQ(notes_.wait_for(1), 1U);
   EXPECT_EQ(notes_.items()[0], R"({"message":{"sender":"a","body":"x"}}|req-77|alice)");
-  const auto deadline = bus::Clock::now() + kTimeout;
-  while (worker_->stats().acked < 1 && bus::Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  intercomm::testing::wait_until([&] { return worker_->stats().acked >= 1; });
   EXPECT_EQ(worker_->stats().acked, 1U);
   EXPECT_EQ(notes_.wait_for(2, 300ms), 1U) << "acked, yet delivered again";
   EXPECT_EQ(worker_->stats().replies, 0U);
@@ -242,8 +242,7 @@ TEST_P(WorkerSuite, TransientFailureOfAJobIsRetriedUntilItSucceeds) {
   job.body = R"({"jsonrpc":"2.0","method":")" + flaky_ + R"(","params":{}})";
   ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
             bus::PublishStatus::confirmed);
-  const auto deadline = bus::Clock::now() + kTimeout;
-  while (worker_->stats().acked < 1 && bus::Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  intercomm::testing::wait_until([&] { return worker_->stats().acked >= 1; });
   EXPECT_EQ(worker_->stats().acked, 1U);
   EXPECT_EQ(flaky_calls_.load(), 3);
   EXPECT_EQ(worker_->stats().requeued, 2U);
@@ -258,9 +257,7 @@ TEST_P(WorkerSuite, JobThatKeepsFailingIsDeadLetteredAfterMaxDeliveries) {
   job.body = R"({"jsonrpc":"2.0","method":")" + fail_ + R"(","params":{}})";
   ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
             bus::PublishStatus::confirmed);
-  const auto deadline = bus::Clock::now() + kTimeout;
-  while (worker_->stats().dead_lettered < 1 && bus::Clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
+  intercomm::testing::wait_until([&] { return worker_->stats().dead_lettered >= 1; });
   EXPECT_EQ(worker_->stats().dead_lettered, 1U);
   EXPECT_EQ(fail_calls_.load(), 3);
 }
@@ -272,9 +269,7 @@ TEST_P(WorkerSuite, GarbageJobIsDeadLetteredAtOnce) {
   job.body = "definitely not json";
   ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
             bus::PublishStatus::confirmed);
-  const auto deadline = bus::Clock::now() + kTimeout;
-  while (worker_->stats().dead_lettered < 1 && bus::Clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
+  intercomm::testing::wait_until([&] { return worker_->stats().dead_lettered >= 1; });
   EXPECT_EQ(worker_->stats().dead_lettered, 1U);
   EXPECT_EQ(worker_->stats().requeued, 0U);
 }
@@ -302,8 +297,7 @@ TEST_P(WorkerSuite, SlowReplyTimesOutAndTheLateReplyIsCounted) {
     released_ = true;
   }
   hold_cv_.notify_all();
-  const auto deadline = bus::Clock::now() + kTimeout;
-  while (rpc->late_replies() < 1 && bus::Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  intercomm::testing::wait_until([&] { return rpc->late_replies() >= 1; });
   EXPECT_EQ(rpc->late_replies(), 1U);
   EXPECT_EQ(results.size(), 1U) << "a late reply completed the call a second time";
 }
