@@ -1,10 +1,15 @@
 // intercomm: the one executable; each service is a subcommand. The only composition root.
 #include "bus/amqp.hpp"
+#include "bus/inproc.hpp"
+#include "bus/rpc_client.hpp"
+#include "bus/topology.hpp"
 #include "core/config.hpp"
 #include "core/logging.hpp"
 #include "core/message.hpp"
 #include "core/version.hpp"
+#include "gateway/api.hpp"
 #include "gateway/jwt.hpp"
+#include "gateway/server.hpp"
 #include "mta/mta.hpp"
 #include "store/open.hpp"
 #include "worker/worker.hpp"
@@ -13,8 +18,11 @@
 #include <signal.h>
 #include <CLI/CLI.hpp>
 
+#include <openssl/rand.h>
+
 #include <cstdio>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -112,15 +120,142 @@ int mint_token(const Config& config, const std::string& user, long ttl) {
   return 0;
 }
 
-int run_all_in_one(const Config& config) {
+intercomm::gateway::ServerOptions server_options(const Config& config) {
+  auto listen = intercomm::core::parse_host_port(config.listen);  // checked by CLI11 already
+  intercomm::gateway::ServerOptions options;
+  options.host = listen->host;
+  options.port = listen->port;
+  options.max_body_bytes = config.max_body_bytes + 4096;  // room for the JSON around a full body
+  options.threads = std::max(1U, std::thread::hardware_concurrency());
+  return options;
+}
+
+intercomm::gateway::ApiOptions api_options(const Config& config) {
+  intercomm::gateway::ApiOptions options;
+  options.secret = config.secret;
+  options.limits.max_body_bytes = config.max_body_bytes;
+  return options;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size()));
+  std::string hex;
+  for (unsigned char byte : raw) hex += fmt::format("{:02x}", byte);
+  return hex;
+}
+
+// intercomm gateway: REST over RabbitMQ until SIGTERM.
+int run_gateway(const Config& config) {
   intercomm::core::logging::init(config.log_format, config.log_level);
-  fmt::print("intercomm {} (all in one)\n\nconfiguration:\n{}", intercomm::core::version(),
-             intercomm::core::describe(config));
-  fmt::print("bus            = {}\n", config.amqp_given ? "RabbitMQ (--amqp)" : "in-process");
-  fmt::print(
-      "\nThe gateway and the MDA are not built yet in this version, so `run` has nothing to serve.\n"
-      "Built: the bus, the store, `intercomm mta` (the MTA's jobs over RabbitMQ) and `intercomm token`\n"
-      "(see README.md and docs/).\n");
+  if (config.secret.empty()) {
+    fmt::print(stderr, "intercomm gateway: no secret: pass --secret or set INTERCOMM_SECRET\n");
+    return 2;
+  }
+  intercomm::bus::AmqpOptions amqp;
+  amqp.url = config.amqp;
+  auto bus = intercomm::bus::connect_amqp(amqp);
+  if (!wait_connected_or_stop(*bus, std::chrono::seconds(30))) {
+    fmt::print(stderr, "intercomm gateway: cannot reach RabbitMQ at {} within 30 s\n",
+               intercomm::core::mask_url_password(config.amqp));
+    return 1;
+  }
+  auto rpc = intercomm::bus::RpcClient::open(*bus);
+  if (!rpc) {
+    fmt::print(stderr, "intercomm gateway: {}\n", rpc.error().message);
+    return 1;
+  }
+  intercomm::gateway::Router router;
+  intercomm::gateway::add_api_routes(router, *bus, **rpc, api_options(config));
+  intercomm::gateway::HttpServer server(router, server_options(config));
+  auto port = server.start();
+  if (!port) {
+    fmt::print(stderr, "intercomm gateway: {}\n", port.error().message);
+    return 1;
+  }
+  fmt::print("intercomm gateway: listening on http://{}:{}\n", server_options(config).host, *port);
+  std::fflush(stdout);
+  wait_for_stop();
+  server.stop();
+  return 0;
+}
+
+// intercomm run: gateway + MTA in one process, in-process bus (or --amqp), --store.
+int run_all_in_one(Config config) {
+  intercomm::core::logging::init(config.log_format, config.log_level);
+  auto store = intercomm::store::open_store(config.store);
+  if (!store) {
+    fmt::print(stderr, "intercomm run: {}\n", store.error().message);
+    return 1;
+  }
+  const bool dev_secret = config.secret.empty();
+  if (dev_secret) config.secret = random_hex(32);
+
+  std::shared_ptr<intercomm::bus::InprocBroker> broker;
+  const auto connect = [&]() -> std::unique_ptr<intercomm::bus::Bus> {
+    if (!config.amqp_given) return intercomm::bus::connect_inproc(broker);
+    intercomm::bus::AmqpOptions amqp;
+    amqp.url = config.amqp;
+    return intercomm::bus::connect_amqp(amqp);
+  };
+  if (!config.amqp_given) broker = intercomm::bus::make_inproc_broker();
+  auto mta_bus = connect();
+  auto gateway_bus = connect();
+  if (!wait_connected_or_stop(*mta_bus, std::chrono::seconds(30)) ||
+      !wait_connected_or_stop(*gateway_bus, std::chrono::seconds(30))) {
+    fmt::print(stderr, "intercomm run: cannot reach RabbitMQ at {}\n",
+               intercomm::core::mask_url_password(config.amqp));
+    return 1;
+  }
+  intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName));
+  intercomm::mta::MtaOptions mta_options;
+  mta_options.limits.max_body_bytes = config.max_body_bytes;
+  intercomm::mta::register_jobs(mta, **store, *mta_bus, mta_options);
+  if (auto started = mta.start(); !started) {
+    fmt::print(stderr, "intercomm run: {}\n", started.error().message);
+    return 1;
+  }
+  auto rpc = intercomm::bus::RpcClient::open(*gateway_bus);
+  if (!rpc) {
+    fmt::print(stderr, "intercomm run: {}\n", rpc.error().message);
+    return 1;
+  }
+  intercomm::gateway::Router router;
+  auto options = api_options(config);
+  intercomm::store::Store* store_ptr = store->get();
+  options.ready = [store_ptr] { return store_ptr->ping(); };
+  intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, options);
+  intercomm::gateway::HttpServer server(router, server_options(config));
+  auto port = server.start();
+  if (!port) {
+    fmt::print(stderr, "intercomm run: {}\n", port.error().message);
+    return 1;
+  }
+  fmt::print("intercomm {}: serving on http://{}:{}\n", intercomm::core::version(),
+             server_options(config).host, *port);
+  fmt::print("bus: {}; store: {}\n", config.amqp_given ? "RabbitMQ" : "in-process",
+             intercomm::core::mask_url_password(config.store));
+  if (dev_secret) {
+    fmt::print("development secret (generated; pass --secret to choose one): {}\n", config.secret);
+    for (const char* user : {"alice", "bob"}) {
+      fmt::print("token for {}: {}\n", user,
+                 intercomm::gateway::mint_hs256(config.secret, user, std::chrono::hours(24)));
+    }
+  }
+  std::fflush(stdout);
+  wait_for_stop();
+  // A clean exit loses nothing accepted: stop taking requests, let the MTA
+  // empty its in-process queue, then stop it.
+  server.stop();
+  if (broker) {
+    const auto queue = intercomm::bus::worker_queue(intercomm::mta::kWorkerName);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (intercomm::bus::inproc_pending(*broker, queue) > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  mta.stop();
   return 0;
 }
 
@@ -141,7 +276,7 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "All in one: gateway + MTA + MDA, in-process bus, RocksDB store");
   add_config_options(*run, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits);
 
-  auto* gateway = app.add_subcommand("gateway", "REST + WebSocket gateway (not built yet)");
+  auto* gateway = app.add_subcommand("gateway", "REST gateway over RabbitMQ (WebSocket not built yet)");
   add_config_options(*gateway, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits);
 
   auto* mta = app.add_subcommand("mta", "Message Transfer Agent worker: serves rpc_queue_mta over RabbitMQ");
@@ -180,7 +315,7 @@ int main(int argc, char** argv) {
     fmt::print("{}", describe(config));
     return 0;
   }
-  if (gateway->parsed()) return not_built("gateway", "the REST + WebSocket front door");
+  if (gateway->parsed()) return run_gateway(config);
   if (mta->parsed()) return run_mta(config, worker_flags);
   if (mda->parsed()) return not_built("mda", "delivers messages live and to webhooks");
   if (token->parsed()) return mint_token(config, token_user, token_ttl);

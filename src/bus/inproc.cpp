@@ -148,6 +148,15 @@ class BrokerState : public AckSink {
     std::erase_if(queues_, [owner](const auto& entry) { return entry.second.exclusive_owner == owner; });
   }
 
+  std::size_t pending(const std::string& queue_name) {
+    std::lock_guard lock(mu_);
+    auto found = queues_.find(queue_name);
+    if (found == queues_.end()) return 0;
+    std::size_t count = found->second.ready.size();
+    for (const auto& consumer : found->second.consumers) count += consumer->unacked.size();
+    return count;
+  }
+
   std::uint64_t new_connection_id() {
     std::lock_guard lock(mu_);
     return next_id_++;
@@ -396,6 +405,10 @@ class InprocBus : public Bus {
 };
 
 }  // namespace
+
+std::size_t inproc_pending(InprocBroker& broker, const std::string& queue) {
+  return broker.state().pending(queue);
+}
 
 std::shared_ptr<InprocBroker> make_inproc_broker() {
   return std::make_shared<InprocBroker>();

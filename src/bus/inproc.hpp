@@ -19,6 +19,10 @@ class InprocBroker;
 // Messages live in memory: nothing survives the process.
 std::shared_ptr<InprocBroker> make_inproc_broker();
 
+// Messages in `queue` not yet acked (ready + in hand): lets `intercomm run`
+// drain its queues before a clean exit.
+std::size_t inproc_pending(InprocBroker& broker, const std::string& queue);
+
 // A connection to `broker`; callbacks and deliveries arrive on the broker's
 // dispatcher thread.
 std::unique_ptr<Bus> connect_inproc(std::shared_ptr<InprocBroker> broker);

@@ -3,55 +3,18 @@
 #include "bus/rpc_client.hpp"
 #include "core/ids.hpp"
 #include "support/bus_backends.hpp"
+#include "support/child_process.hpp"
 
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <thread>
-
-extern char** environ;
 
 namespace {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-// A child process we started; SIGKILLed if the test ends without stopping it.
-class Process {
- public:
-  explicit Process(std::vector<std::string> args) {
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  ~Process() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  bool started() const { return pid_ > 0; }
-  // SIGTERM, then the exit code (-1 if it did not exit within `timeout`).
-  int terminate(std::chrono::seconds timeout) {
-    kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+using Process = intercomm::testing::ChildProcess;
 
 TEST(MtaProcess, TwoProcessesServeTheSeedsRpcAndStopOnSigterm) {
   const std::string amqp = intercomm::testing::test_amqp_url();

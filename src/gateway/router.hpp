@@ -1,0 +1,40 @@
+// Declarative routing in one place: method + path pattern -> handler.
+#pragma once
+
+#include "gateway/http.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace intercomm::gateway {
+
+using PathParams = std::map<std::string, std::string>;
+using Handler = std::function<void(const HttpRequest&, const PathParams&, Responder)>;
+
+// Patterns are literal segments and {name} segments: "/v1/messages/{message_id}".
+// dispatch() calls the handler of the first route whose method and pattern
+// match; a path that matches with another method gets 405 and an Allow
+// header; anything else gets 404. Both are the JSON error shape. Routes are
+// added before serving starts; dispatch is then thread-safe.
+class Router {
+ public:
+  Router& add(std::string method, std::string pattern, std::string name, Handler handler);
+  void dispatch(const HttpRequest& request, Responder respond) const;
+
+  // The route name for metrics ("unmatched" when none matches).
+  std::string route_name(const HttpRequest& request) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    std::string name;
+    Handler handler;
+  };
+  static bool match(const Route& route, const std::vector<std::string_view>& path, PathParams& params);
+
+  std::vector<Route> routes_;
+};
+
+}  // namespace intercomm::gateway

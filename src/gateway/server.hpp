@@ -1,0 +1,48 @@
+// The HTTP/1.1 server (Boost.Beast, C++20 coroutines) in front of a Router.
+#pragma once
+
+#include "core/errors.hpp"
+#include "gateway/router.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace intercomm::gateway {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;                      // 0: any free port (start() returns it)
+  unsigned threads = 2;                           // io_context threads
+  std::size_t max_body_bytes = 64 * 1024 + 4096;  // larger bodies: 413
+  std::size_t max_header_bytes = 16 * 1024;       // larger headers: 431
+  std::chrono::seconds read_timeout{10};          // to read one request once it started
+  std::chrono::seconds idle_timeout{60};          // keep-alive between requests
+  std::size_t max_connections = 10000;            // beyond: closed at once
+};
+
+// Serves HTTP/1.1 with keep-alive. Each connection is one coroutine: read,
+// dispatch, write, loop; a slow or silent client hits a timeout and is closed,
+// it never holds a thread. Every response carries X-Request-Id (the client's,
+// or a generated one, which handlers also see in the request headers).
+class HttpServer {
+ public:
+  HttpServer(const Router& router, ServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the threads; returns the bound port.
+  core::Result<std::uint16_t> start();
+  // Stops the threads and the listener, idempotent. Requests in flight are
+  // abandoned (their connections close when the server is destroyed):
+  // draining them first is still to be built.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace intercomm::gateway

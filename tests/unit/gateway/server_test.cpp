@@ -1,0 +1,125 @@
+#include "gateway/server.hpp"  // first: the header is self-contained
+
+#include "support/http_client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <thread>
+
+namespace intercomm::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+using intercomm::testing::Client;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.add("GET", "/healthz", "healthz", [](const HttpRequest&, const PathParams&, Responder respond) {
+      respond(json_response(200, R"({"status":"ok"})"));
+    });
+    router_.add("GET", "/v1/messages/{message_id}", "get_message",
+                [](const HttpRequest& request, const PathParams& params, Responder respond) {
+                  // Answers from another thread, later, as bus callbacks do.
+                  std::thread([request, params, respond] {
+                    std::this_thread::sleep_for(20ms);
+                    respond(json_response(200, R"({"id":")" + params.at("message_id") + R"(","rid":")" +
+                                                   request.header("x-request-id") + "\"}"));
+                  }).detach();
+                });
+    router_.add("POST", "/v1/messages", "send_message",
+                [](const HttpRequest& request, const PathParams&, Responder respond) {
+                  respond(json_response(202, R"({"bytes":)" + std::to_string(request.body.size()) + "}"));
+                });
+    ServerOptions options;
+    options.port = 0;
+    options.max_body_bytes = 1024;
+    options.read_timeout = 1s;
+    options.idle_timeout = 1s;
+    server_ = std::make_unique<HttpServer>(router_, options);
+    auto port = server_->start();
+    ASSERT_TRUE(port) << port.error().message;
+    port_ = *port;
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(ServerTest, AnswersAndKeepsTheConnectionAlive) {
+  Client client(port_);
+  ASSERT_TRUE(client.connected());
+  client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto first = client.read();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(json::parse(first.body).at("status").as_string(), "ok");
+  EXPECT_EQ(first.headers["content-type"], "application/json");
+  client.send("GET /v1/messages/X9J0UI76GBWQTF HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-1\r\n\r\n");
+  auto second = client.read();
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(json::parse(second.body).at("id").as_string(), "X9J0UI76GBWQTF");
+  EXPECT_EQ(json::parse(second.body).at("rid").as_string(), "abc-1");
+  EXPECT_EQ(second.headers["x-request-id"], "abc-1");
+}
+
+TEST_F(ServerTest, GeneratesARequestIdWhenNoneIsSent) {
+  Client client(port_);
+  client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto response = client.read();
+  EXPECT_FALSE(response.headers["x-request-id"].empty());
+}
+
+TEST_F(ServerTest, UnknownPathIs404AndWrongMethodIs405WithAllow) {
+  Client client(port_);
+  client.send("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto missing = client.read();
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body).at("error").at("code").as_int64(), -32004);
+  client.send("DELETE /v1/messages HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto wrong = client.read();
+  EXPECT_EQ(wrong.status, 405);
+  EXPECT_EQ(wrong.headers["allow"], "POST");
+  EXPECT_FALSE(json::parse(wrong.body).at("error").at("message").as_string().empty());
+}
+
+TEST_F(ServerTest, OversizedBodyIs413AndGarbageIs400) {
+  {
+    Client client(port_);
+    client.send("POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" +
+                std::string(5000, 'x'));
+    auto response = client.read();
+    EXPECT_EQ(response.status, 413);
+    EXPECT_EQ(json::parse(response.body).at("error").at("code").as_int64(), -32600);
+  }
+  {
+    Client client(port_);
+    client.send("POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+    EXPECT_EQ(client.read().status, 202);
+  }
+  {
+    Client client(port_);
+    client.send("THIS IS NOT HTTP\r\n\r\n");
+    auto response = client.read();
+    EXPECT_EQ(response.status, 400);
+  }
+}
+
+TEST_F(ServerTest, ASilentClientIsDisconnectedAfterTheReadTimeout) {
+  Client client(port_);
+  ASSERT_TRUE(client.connected());
+  EXPECT_TRUE(client.closed_by_server()) << "a client that sends nothing must not hold its connection";
+}
+
+TEST_F(ServerTest, StopIsIdempotent) {
+  server_->stop();
+  server_->stop();
+  Client client(port_);
+  EXPECT_FALSE(client.connected());
+}
+
+}  // namespace
+}  // namespace intercomm::gateway
