@@ -70,6 +70,26 @@ struct WorkerFlags {
   unsigned threads = 2;
 };
 
+// A RabbitMQ connection for subcommand `who`, or null after saying why (it
+// waits up to 30 s for the broker; a stop signal meanwhile gives up at once).
+std::unique_ptr<intercomm::bus::Bus> connect_rabbitmq(const Config& config, std::string_view who) {
+  intercomm::bus::AmqpOptions amqp;
+  amqp.url = config.amqp;
+  auto bus = intercomm::bus::connect_amqp(amqp);
+  if (!wait_connected_or_stop(*bus, std::chrono::seconds(30))) {
+    fmt::print(stderr, "intercomm {}: cannot reach RabbitMQ at {} within 30 s\n", who,
+               intercomm::core::mask_url_password(config.amqp));
+    return nullptr;
+  }
+  return bus;
+}
+
+intercomm::mta::MtaOptions mta_options(const Config& config) {
+  intercomm::mta::MtaOptions options;
+  options.limits.max_body_bytes = config.max_body_bytes;
+  return options;
+}
+
 // intercomm mta: serves rpc_queue_mta over RabbitMQ until SIGTERM, then drains.
 int run_mta(const Config& config, const WorkerFlags& flags) {
   intercomm::core::logging::init(config.log_format, config.log_level);
@@ -78,21 +98,13 @@ int run_mta(const Config& config, const WorkerFlags& flags) {
     fmt::print(stderr, "intercomm mta: {}\n", store.error().message);
     return 1;
   }
-  intercomm::bus::AmqpOptions amqp;
-  amqp.url = config.amqp;
-  auto bus = intercomm::bus::connect_amqp(amqp);
-  if (!wait_connected_or_stop(*bus, std::chrono::seconds(30))) {
-    fmt::print(stderr, "intercomm mta: cannot reach RabbitMQ at {} within 30 s\n",
-               intercomm::core::mask_url_password(config.amqp));
-    return 1;
-  }
+  auto bus = connect_rabbitmq(config, "mta");
+  if (!bus) return 1;
   intercomm::worker::WorkerOptions options;
   options.prefetch = flags.prefetch;
   options.threads = flags.threads;
   intercomm::worker::Worker worker(*bus, std::string(intercomm::mta::kWorkerName), options);
-  intercomm::mta::MtaOptions mta_options;
-  mta_options.limits.max_body_bytes = config.max_body_bytes;
-  intercomm::mta::register_jobs(worker, **store, *bus, mta_options);
+  intercomm::mta::register_jobs(worker, **store, *bus, mta_options(config));
   if (auto started = worker.start(); !started) {
     fmt::print(stderr, "intercomm mta: {}\n", started.error().message);
     return 1;
@@ -152,14 +164,8 @@ int run_gateway(const Config& config) {
     fmt::print(stderr, "intercomm gateway: no secret: pass --secret or set INTERCOMM_SECRET\n");
     return 2;
   }
-  intercomm::bus::AmqpOptions amqp;
-  amqp.url = config.amqp;
-  auto bus = intercomm::bus::connect_amqp(amqp);
-  if (!wait_connected_or_stop(*bus, std::chrono::seconds(30))) {
-    fmt::print(stderr, "intercomm gateway: cannot reach RabbitMQ at {} within 30 s\n",
-               intercomm::core::mask_url_password(config.amqp));
-    return 1;
-  }
+  auto bus = connect_rabbitmq(config, "gateway");
+  if (!bus) return 1;
   auto rpc = intercomm::bus::RpcClient::open(*bus);
   if (!rpc) {
     fmt::print(stderr, "intercomm gateway: {}\n", rpc.error().message);
@@ -208,9 +214,7 @@ int run_all_in_one(Config config) {
     return 1;
   }
   intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName));
-  intercomm::mta::MtaOptions mta_options;
-  mta_options.limits.max_body_bytes = config.max_body_bytes;
-  intercomm::mta::register_jobs(mta, **store, *mta_bus, mta_options);
+  intercomm::mta::register_jobs(mta, **store, *mta_bus, mta_options(config));
   if (auto started = mta.start(); !started) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
     return 1;
