@@ -21,6 +21,9 @@
 #include <openssl/rand.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -109,6 +112,9 @@ int run_mta(const Config& config, const WorkerFlags& flags) {
     fmt::print(stderr, "intercomm mta: {}\n", started.error().message);
     return 1;
   }
+  // Scripts and tests wait for this line: the queue and its bindings exist now.
+  fmt::print("intercomm mta: serving {}\n", worker.queue());
+  std::fflush(stdout);
   wait_for_stop();
   worker.stop();
   return 0;
@@ -132,20 +138,41 @@ int mint_token(const Config& config, const std::string& user, long ttl) {
   return 0;
 }
 
-intercomm::gateway::ServerOptions server_options(const Config& config) {
+intercomm::gateway::ServerOptions server_options(const Config& config, intercomm::gateway::Metrics& metrics) {
   auto listen = intercomm::core::parse_host_port(config.listen);  // checked by CLI11 already
   intercomm::gateway::ServerOptions options;
   options.host = listen->host;
   options.port = listen->port;
   options.max_body_bytes = config.max_body_bytes + 4096;  // room for the JSON around a full body
   options.threads = std::max(1U, std::thread::hardware_concurrency());
+  options.max_connections = config.max_connections;
+  options.metrics = &metrics;
   return options;
 }
 
-intercomm::gateway::ApiOptions api_options(const Config& config) {
+// The REST API's options, or null after saying why (a bad key file).
+std::optional<intercomm::gateway::ApiOptions> api_options(const Config& config,
+                                                          intercomm::gateway::Metrics& metrics,
+                                                          std::string_view who) {
+  std::string public_key;
+  if (!config.jwt_public_key.empty()) {
+    std::ifstream file(config.jwt_public_key);
+    public_key.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    if (!file.good() && !file.eof()) {
+      fmt::print(stderr, "intercomm {}: cannot read {}\n", who, config.jwt_public_key);
+      return std::nullopt;
+    }
+  }
+  auto verifier = intercomm::gateway::TokenVerifier::make(config.secret, public_key);
+  if (!verifier) {
+    fmt::print(stderr, "intercomm {}: {}\n", who, verifier.error().message);
+    return std::nullopt;
+  }
   intercomm::gateway::ApiOptions options;
-  options.secret = config.secret;
+  options.verifier = std::move(*verifier);
   options.limits.max_body_bytes = config.max_body_bytes;
+  options.rpc_timeout = std::chrono::milliseconds(config.rpc_timeout_ms);
+  options.metrics = &metrics;
   return options;
 }
 
@@ -160,10 +187,15 @@ std::string random_hex(std::size_t bytes) {
 // intercomm gateway: REST over RabbitMQ until SIGTERM.
 int run_gateway(const Config& config) {
   intercomm::core::logging::init(config.log_format, config.log_level);
-  if (config.secret.empty()) {
-    fmt::print(stderr, "intercomm gateway: no secret: pass --secret or set INTERCOMM_SECRET\n");
+  if (config.secret.empty() && config.jwt_public_key.empty()) {
+    fmt::print(stderr,
+               "intercomm gateway: no token key: pass --secret (HS256) or --jwt-public-key (RS256), "
+               "or set INTERCOMM_SECRET\n");
     return 2;
   }
+  intercomm::gateway::Metrics metrics;
+  auto options = api_options(config, metrics, "gateway");
+  if (!options) return 2;
   auto bus = connect_rabbitmq(config, "gateway");
   if (!bus) return 1;
   auto rpc = intercomm::bus::RpcClient::open(*bus);
@@ -172,14 +204,15 @@ int run_gateway(const Config& config) {
     return 1;
   }
   intercomm::gateway::Router router;
-  intercomm::gateway::add_api_routes(router, *bus, **rpc, api_options(config));
-  intercomm::gateway::HttpServer server(router, server_options(config));
+  intercomm::gateway::add_api_routes(router, *bus, **rpc, std::move(*options));
+  const auto listen = server_options(config, metrics);
+  intercomm::gateway::HttpServer server(router, listen);
   auto port = server.start();
   if (!port) {
     fmt::print(stderr, "intercomm gateway: {}\n", port.error().message);
     return 1;
   }
-  fmt::print("intercomm gateway: listening on http://{}:{}\n", server_options(config).host, *port);
+  fmt::print("intercomm gateway: listening on http://{}:{}\n", listen.host, *port);
   std::fflush(stdout);
   wait_for_stop();
   server.stop();
@@ -196,6 +229,9 @@ int run_all_in_one(Config config) {
   }
   const bool dev_secret = config.secret.empty();
   if (dev_secret) config.secret = random_hex(32);
+  intercomm::gateway::Metrics metrics;
+  auto options = api_options(config, metrics, "run");
+  if (!options) return 2;
 
   std::shared_ptr<intercomm::bus::InprocBroker> broker;
   const auto connect = [&]() -> std::unique_ptr<intercomm::bus::Bus> {
@@ -225,18 +261,17 @@ int run_all_in_one(Config config) {
     return 1;
   }
   intercomm::gateway::Router router;
-  auto options = api_options(config);
   intercomm::store::Store* store_ptr = store->get();
-  options.ready = [store_ptr] { return store_ptr->ping(); };
-  intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, options);
-  intercomm::gateway::HttpServer server(router, server_options(config));
+  options->ready = [store_ptr] { return store_ptr->ping(); };
+  intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, std::move(*options));
+  const auto listen = server_options(config, metrics);
+  intercomm::gateway::HttpServer server(router, listen);
   auto port = server.start();
   if (!port) {
     fmt::print(stderr, "intercomm run: {}\n", port.error().message);
     return 1;
   }
-  fmt::print("intercomm {}: serving on http://{}:{}\n", intercomm::core::version(),
-             server_options(config).host, *port);
+  fmt::print("intercomm {}: serving on http://{}:{}\n", intercomm::core::version(), listen.host, *port);
   fmt::print("bus: {}; store: {}\n", config.amqp_given ? "RabbitMQ" : "in-process",
              intercomm::core::mask_url_password(config.store));
   if (dev_secret) {
@@ -278,10 +313,10 @@ int main(int argc, char** argv) {
   using namespace intercomm::core;
 
   auto* run = app.add_subcommand("run", "All in one: gateway + MTA + MDA, in-process bus, RocksDB store");
-  add_config_options(*run, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits);
+  add_config_options(*run, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
 
   auto* gateway = app.add_subcommand("gateway", "REST gateway over RabbitMQ (WebSocket not built yet)");
-  add_config_options(*gateway, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits);
+  add_config_options(*gateway, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
 
   auto* mta = app.add_subcommand("mta", "Message Transfer Agent worker: serves rpc_queue_mta over RabbitMQ");
   add_config_options(*mta, config, kAmqp | kStore | kLogging | kLimits);

@@ -92,6 +92,21 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
         ->check(CLI::Range(std::size_t{1}, std::size_t{16} * 1024 * 1024))
         ->capture_default_str();
   }
+  if (options & kGateway) {
+    app.add_option("--max-connections", config.max_connections,
+                   "Open client connections at most; further ones are closed at once")
+        ->envname("INTERCOMM_MAX_CONNECTIONS")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+        ->capture_default_str();
+    app.add_option("--jwt-public-key", config.jwt_public_key,
+                   "PEM public key file: RS256 tokens verified with it are accepted too")
+        ->envname("INTERCOMM_JWT_PUBLIC_KEY")
+        ->check(CLI::ExistingFile);
+    app.add_option("--rpc-timeout-ms", config.rpc_timeout_ms, "Queries by RPC answer 504 after this")
+        ->envname("INTERCOMM_RPC_TIMEOUT_MS")
+        ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{600000}))
+        ->capture_default_str();
+  }
 }
 
 void finish_config(const CLI::App& app, Config& config) {
@@ -123,6 +138,9 @@ std::string describe(const Config& config) {
   line("log-format", config.log_format == LogFormat::json ? "json" : "text");
   line("log-level", config.log_level);
   line("max-body-bytes", std::to_string(config.max_body_bytes));
+  line("max-connections", std::to_string(config.max_connections));
+  line("jwt-public-key", config.jwt_public_key.empty() ? "(not set)" : config.jwt_public_key);
+  line("rpc-timeout-ms", std::to_string(config.rpc_timeout_ms));
   return out;
 }
 

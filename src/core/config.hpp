@@ -27,6 +27,10 @@ struct Config {
   LogFormat log_format = LogFormat::text;
   std::string log_level = "info";
   std::size_t max_body_bytes = 64 * 1024;
+  // Gateway only:
+  std::size_t max_connections = 10000;  // open HTTP/WebSocket connections; beyond, new ones are closed
+  std::string jwt_public_key;           // PEM file: also accept RS256 tokens verified with it
+  std::uint32_t rpc_timeout_ms = 5000;  // queries by RPC: 504 after this
 };
 
 // Which options a subcommand takes.
@@ -37,7 +41,8 @@ enum ConfigOption : unsigned {
   kSecret = 1U << 3,
   kLogging = 1U << 4,
   kLimits = 1U << 5,
-  kAllOptions = kListen | kAmqp | kStore | kSecret | kLogging | kLimits,
+  kGateway = 1U << 6,  // --max-connections, --jwt-public-key, --rpc-timeout-ms
+  kAllOptions = kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway,
 };
 
 // Registers the chosen options on `app` (flags and INTERCOMM_* env names), each

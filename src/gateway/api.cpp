@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 
@@ -36,13 +37,13 @@ HttpResponse unauthorized(const Error& error) {
 }
 
 // The authenticated user, or the 401 to answer.
-core::Result<std::string> authenticate(const HttpRequest& request, const std::string& secret) {
+core::Result<std::string> authenticate(const HttpRequest& request, const TokenVerifier& verifier) {
   const std::string header = request.header("authorization");
   if (header.empty()) return Error::of(ErrorCode::unauthorized, "Authorization: Bearer <token> required");
   if (header.size() < 8 || header.compare(0, 7, "Bearer ") != 0) {
     return Error::of(ErrorCode::unauthorized, "Authorization: must be Bearer <token>");
   }
-  auto claims = verify_hs256(std::string_view(header).substr(7), secret);
+  auto claims = verifier.verify(std::string_view(header).substr(7));
   if (!claims) return claims.error();
   return claims->subject;
 }
@@ -68,7 +69,7 @@ Handler authed(
     std::function<void(const HttpRequest&, const PathParams&, const std::string&, Responder)> handler) {
   return [context, handler = std::move(handler)](const HttpRequest& request, const PathParams& params,
                                                  Responder respond) {
-    auto user = authenticate(request, context->options.secret);
+    auto user = authenticate(request, context->options.verifier);
     if (!user) {
       respond(unauthorized(user.error()));
       return;
@@ -108,7 +109,12 @@ void rpc_call(Context& context, const std::string& method, json::object params, 
               const std::string& user, int status, Responder respond,
               std::function<core::Result<json::value>(json::value)> check = nullptr) {
   context.rpc.call(method, std::move(params), context.options.rpc_timeout, bus_headers(request, user),
-                   [status, respond = std::move(respond), check = std::move(check)](bus::RpcResult result) {
+                   [&context, method, status, respond = std::move(respond),
+                    check = std::move(check)](bus::RpcResult result) {
+                     if (context.options.metrics) {
+                       context.options.metrics->rpc_finished(
+                           method, !result && result.error().code == ErrorCode::timeout);
+                     }
                      if (result && check) result = check(std::move(*result));
                      if (!result) {
                        respond(from_rpc_error(result.error()));
@@ -118,6 +124,35 @@ void rpc_call(Context& context, const std::string& method, json::object params, 
                        respond(json_response(status, json::serialize(*result)));
                      }
                    });
+}
+
+// Publishes send_message for `message` and answers 202 once the bus confirmed it.
+void publish_send(const std::shared_ptr<Context>& context, const HttpRequest& request,
+                  const std::string& user, core::Message message, bool replayed, Responder respond) {
+  core::jsonrpc::Request job{"send_message", json::object{{"message", core::to_json(message)}}, {}};
+  bus::Envelope envelope;
+  envelope.routing_key = "send_message";
+  envelope.body = core::jsonrpc::serialize(job);
+  envelope.headers = bus_headers(request, user);
+  context->bus.publish(
+      bus::kExchange, std::move(envelope), context->options.publish_timeout,
+      [context, id = std::move(message.message_id), replayed,
+       respond = std::move(respond)](bus::PublishStatus status) {
+        if (context->options.metrics) context->options.metrics->job_published(bus::to_string(status));
+        if (status != bus::PublishStatus::confirmed) {
+          auto response = error_response(
+              Error::of(ErrorCode::unavailable,
+                        fmt::format("the message could not be queued ({}); nothing was accepted, retry",
+                                    bus::to_string(status))));
+          response.headers.emplace_back("Retry-After", "1");
+          return respond(std::move(response));
+        }
+        auto response =
+            json_response(202, json::serialize(json::object{{"message_id", id}, {"status", "accepted"}}));
+        response.headers.emplace_back("Location", "/v1/messages/" + id);
+        if (replayed) response.headers.emplace_back("Idempotent-Replayed", "true");
+        respond(std::move(response));
+      });
 }
 
 void post_message(const std::shared_ptr<Context>& context, const HttpRequest& request,
@@ -141,27 +176,39 @@ void post_message(const std::shared_ptr<Context>& context, const HttpRequest& re
   message->message_id = core::new_message_id();
   message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
 
-  core::jsonrpc::Request job{"send_message", json::object{{"message", core::to_json(*message)}}, {}};
-  bus::Envelope envelope;
-  envelope.routing_key = "send_message";
-  envelope.body = core::jsonrpc::serialize(job);
-  envelope.headers = bus_headers(request, user);
-  const std::string id = message->message_id;
-  context->bus.publish(
-      bus::kExchange, std::move(envelope), context->options.publish_timeout,
-      [id, respond = std::move(respond)](bus::PublishStatus status) {
-        if (status != bus::PublishStatus::confirmed) {
-          auto response = error_response(
-              Error::of(ErrorCode::unavailable,
-                        fmt::format("the message could not be queued ({}); nothing was accepted, retry",
-                                    bus::to_string(status))));
-          response.headers.emplace_back("Retry-After", "1");
-          return respond(std::move(response));
+  const std::string key = request.header("idempotency-key");
+  if (!request.headers.contains("idempotency-key")) {
+    return publish_send(context, request, user, std::move(*message), false, std::move(respond));
+  }
+  if (key.empty() || key.size() > 255 ||
+      !std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) {
+    return respond(error_response(
+        Error::of(ErrorCode::invalid_params, "Idempotency-Key: must be 1-255 printable ASCII characters")));
+  }
+  // The MTA records (user, key) -> this id and time the first time; a retry
+  // gets the first ones back and publishes the very same message, which the
+  // MTA stores once.
+  json::object claim{{"user", user}, {"key", key}, {"message", core::to_json(*message)}};
+  context->rpc.call(
+      "claim_idempotency_key", std::move(claim), context->options.rpc_timeout, bus_headers(request, user),
+      [context, request, user, message = std::move(*message),
+       respond = std::move(respond)](bus::RpcResult result) mutable {
+        if (context->options.metrics) {
+          context->options.metrics->rpc_finished("claim_idempotency_key",
+                                                 !result && result.error().code == ErrorCode::timeout);
         }
-        auto response =
-            json_response(202, json::serialize(json::object{{"message_id", id}, {"status", "accepted"}}));
-        response.headers.emplace_back("Location", "/v1/messages/" + id);
-        respond(std::move(response));
+        if (!result) return respond(from_rpc_error(result.error()));
+        const auto* claimed = result->if_object();
+        const auto* id = claimed ? claimed->if_contains("message_id") : nullptr;
+        const auto* created = claimed ? claimed->if_contains("created_at") : nullptr;
+        if (id == nullptr || !id->is_string() || created == nullptr || !created->is_string()) {
+          return respond(error_response(Error::of(ErrorCode::internal_error)));
+        }
+        message.message_id = std::string(id->get_string());
+        message.created_at = std::string(created->get_string());
+        const auto* replayed = claimed->if_contains("replayed");
+        publish_send(context, request, user, std::move(message),
+                     replayed && replayed->is_bool() && replayed->get_bool(), std::move(respond));
       });
 }
 
@@ -262,6 +309,16 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
   router.add("GET", "/healthz", "healthz", [](const HttpRequest&, const PathParams&, Responder respond) {
     respond(json_response(200, R"({"status":"ok"})"));
   });
+  router.add("GET", "/metrics", "metrics",
+             [context](const HttpRequest&, const PathParams&, Responder respond) {
+               if (!context->options.metrics) {
+                 return respond(
+                     error_response(Error::of(ErrorCode::not_found, "metrics are not collected here"), 404));
+               }
+               respond(HttpResponse{200,
+                                    {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}},
+                                    context->options.metrics->render()});
+             });
   router.add("GET", "/readyz", "readyz", [context](const HttpRequest&, const PathParams&, Responder respond) {
     const bool bus_ok = context->bus.connected();
     const bool store_ok = !context->options.ready || context->options.ready();

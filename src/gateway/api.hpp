@@ -4,6 +4,8 @@
 #include "bus/bus.hpp"
 #include "bus/rpc_client.hpp"
 #include "core/message.hpp"
+#include "gateway/jwt.hpp"
+#include "gateway/metrics.hpp"
 #include "gateway/router.hpp"
 
 #include <chrono>
@@ -13,24 +15,27 @@
 namespace intercomm::gateway {
 
 struct ApiOptions {
-  std::string secret;  // HS256 token secret
+  TokenVerifier verifier;  // HS256 secret, RS256 public key
   std::chrono::milliseconds rpc_timeout{5000};
   std::chrono::milliseconds publish_timeout{5000};
   core::MessageLimits limits;
   // Extra readiness check (the store, in one process); null: the bus only.
   std::function<bool()> ready;
+  Metrics* metrics = nullptr;  // GET /metrics renders it; jobs and RPCs are counted in it
 };
 
 // Adds the routes to `router`. Every /v1 route needs `Authorization: Bearer
 // <token>` whose subject is the claimer: `sender` (defaulting to the subject)
 // for POST /v1/messages, `{user}` in a path, a participant for a message.
-//  POST /v1/messages                          202 after the send_message job is confirmed on the bus
+//  POST /v1/messages                          202 after the send_message job is confirmed on the bus;
+//                                             with Idempotency-Key, a retry gets the first send's id
+//                                             (claimed by RPC claim_idempotency_key) and is stored once
 //  GET  /v1/messages/{message_id}             200 (sender or receiver only)
 //  GET  /v1/users/{user}/messages             200 ?before=&after=&limit=
 //  POST /v1/users/{user}/subscriptions        201
 //  GET  /v1/users/{user}/subscriptions        200
 //  DELETE /v1/users/{user}/subscriptions/{id} 204
-//  GET  /healthz, /readyz
+//  GET  /healthz, /readyz, /metrics
 // Errors use the one JSON shape; bus trouble is 503 with Retry-After, an RPC
 // without reply in time 504.
 void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptions options);

@@ -1,4 +1,4 @@
-// HS256 JWTs: base64url via OpenSSL's EVP block coding, HMAC via OpenSSL.
+// HS256 and RS256 JWTs: base64url via OpenSSL's EVP block coding, HMAC and RSA via OpenSSL.
 #include "gateway/jwt.hpp"
 
 #include "core/message.hpp"
@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -34,6 +35,62 @@ std::string hmac_sha256(std::string_view secret, std::string_view data) {
 std::int64_t seconds_since_epoch(SystemClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
+
+using PKey = std::shared_ptr<EVP_PKEY>;
+
+PKey read_pem_key(std::string_view pem, bool private_key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                &BIO_free);
+  if (!bio) return nullptr;
+  EVP_PKEY* key = private_key ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
+                              : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr || EVP_PKEY_base_id(key) != EVP_PKEY_RSA) {
+    EVP_PKEY_free(key);
+    return nullptr;
+  }
+  return PKey(key, &EVP_PKEY_free);
+}
+
+// RSASSA-PKCS1-v1_5 with SHA-256 (JWS "RS256"); empty on failure.
+std::string rsa_sha256_sign(EVP_PKEY* key, std::string_view data) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  std::size_t length = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &length, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
+    return {};
+  }
+  std::string signature(length, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &length,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    return {};
+  }
+  signature.resize(length);
+  return signature;
+}
+
+bool rsa_sha256_verify(EVP_PKEY* key, std::string_view data, std::string_view signature) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  return ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
+         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                          signature.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                          data.size()) == 1;
+}
+
+std::string claims_part(std::string_view subject, std::chrono::seconds ttl, SystemClock::time_point now) {
+  const std::int64_t issued = seconds_since_epoch(now);
+  return base64url_encode(
+      json::serialize(json::object{{"sub", subject}, {"iat", issued}, {"exp", issued + ttl.count()}}));
+}
+
+// Which keys a verification may use: the secret for HS256, the public key for RS256.
+struct KeyRing {
+  std::string_view secret;
+  EVP_PKEY* public_key = nullptr;
+};
+
+core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, SystemClock::time_point now,
+                                 std::chrono::seconds leeway);
 
 }  // namespace
 
@@ -76,16 +133,60 @@ bool base64url_decode(std::string_view text, std::string& out) {
 
 std::string mint_hs256(std::string_view secret, std::string_view subject, std::chrono::seconds ttl,
                        SystemClock::time_point now) {
-  const std::int64_t issued = seconds_since_epoch(now);
-  const std::string header = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
-  const std::string claims = base64url_encode(
-      json::serialize(json::object{{"sub", subject}, {"iat", issued}, {"exp", issued + ttl.count()}}));
-  const std::string signing_input = header + "." + claims;
+  const std::string signing_input =
+      base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + claims_part(subject, ttl, now);
   return signing_input + "." + base64url_encode(hmac_sha256(secret, signing_input));
+}
+
+core::Result<std::string> mint_rs256(std::string_view private_key_pem, std::string_view subject,
+                                     std::chrono::seconds ttl, SystemClock::time_point now) {
+  const PKey key = read_pem_key(private_key_pem, true);
+  if (!key) return Error::of(ErrorCode::invalid_params, "private key: not an RSA private key in PEM");
+  const std::string signing_input =
+      base64url_encode(R"({"alg":"RS256","typ":"JWT"})") + "." + claims_part(subject, ttl, now);
+  const std::string signature = rsa_sha256_sign(key.get(), signing_input);
+  if (signature.empty()) return Error::of(ErrorCode::internal_error, "private key: signing failed");
+  return signing_input + "." + base64url_encode(signature);
 }
 
 core::Result<Claims> verify_hs256(std::string_view token, std::string_view secret,
                                   SystemClock::time_point now, std::chrono::seconds leeway) {
+  return verify_with(token, KeyRing{secret, nullptr}, now, leeway);
+}
+
+struct TokenVerifier::Keys {
+  std::string secret;
+  PKey public_key;
+};
+
+core::Result<TokenVerifier> TokenVerifier::make(std::string secret, std::string_view public_key_pem) {
+  auto keys = std::make_shared<Keys>();
+  keys->secret = std::move(secret);
+  if (!public_key_pem.empty()) {
+    keys->public_key = read_pem_key(public_key_pem, false);
+    if (!keys->public_key) {
+      return Error::of(ErrorCode::invalid_params,
+                       "jwt public key: not an RSA public key in PEM (BEGIN PUBLIC KEY)");
+    }
+  }
+  if (keys->secret.empty() && !keys->public_key) {
+    return Error::of(ErrorCode::invalid_params, "no token key: set a secret or a public key");
+  }
+  TokenVerifier verifier;
+  verifier.keys_ = std::move(keys);
+  return verifier;
+}
+
+core::Result<Claims> TokenVerifier::verify(std::string_view token, SystemClock::time_point now,
+                                           std::chrono::seconds leeway) const {
+  if (!keys_) return refused("no key is configured to verify tokens");
+  return verify_with(token, KeyRing{keys_->secret, keys_->public_key.get()}, now, leeway);
+}
+
+namespace {
+
+core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, SystemClock::time_point now,
+                                 std::chrono::seconds leeway) {
   if (token.size() > 4096) return refused("too long");
   const auto first = token.find('.');
   const auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
@@ -106,17 +207,29 @@ core::Result<Claims> verify_hs256(std::string_view token, std::string_view secre
   boost::system::error_code ec;
   const json::value header = json::parse(header_text, ec);
   if (ec || !header.is_object()) return refused("header is not a JSON object");
+  // Only the algorithms with a configured key; so never "none", and never a
+  // key of one algorithm used for another.
+  const bool hs256_allowed = !keys.secret.empty();
+  const bool rs256_allowed = keys.public_key != nullptr;
   const auto* alg = header.as_object().if_contains("alg");
-  if (alg == nullptr || !alg->is_string() || alg->get_string() != "HS256") {
-    return refused("alg must be HS256");  // refuses "none" and algorithm switching
+  const bool is_hs256 = alg != nullptr && alg->is_string() && alg->get_string() == "HS256";
+  const bool is_rs256 = alg != nullptr && alg->is_string() && alg->get_string() == "RS256";
+  if (!(is_hs256 && hs256_allowed) && !(is_rs256 && rs256_allowed)) {
+    return refused(hs256_allowed && rs256_allowed ? "alg must be HS256 or RS256"
+                   : rs256_allowed                ? "alg must be RS256"
+                                                  : "alg must be HS256");
   }
   if (const auto* typ = header.as_object().if_contains("typ");
       typ && (!typ->is_string() || typ->get_string() != "JWT")) {
     return refused("typ must be JWT");
   }
-  const std::string expected = hmac_sha256(secret, token.substr(0, second));
-  if (signature.size() != expected.size() ||
-      CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
+  if (is_hs256) {
+    const std::string expected = hmac_sha256(keys.secret, token.substr(0, second));
+    if (signature.size() != expected.size() ||
+        CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
+      return refused("bad signature");
+    }
+  } else if (!rsa_sha256_verify(keys.public_key, token.substr(0, second), signature)) {
     return refused("bad signature");
   }
 
@@ -146,5 +259,7 @@ core::Result<Claims> verify_hs256(std::string_view token, std::string_view secre
     return refused("issued in the future (iat)");
   return Claims{std::string(sub->get_string()), *exp};
 }
+
+}  // namespace
 
 }  // namespace intercomm::gateway

@@ -1,10 +1,11 @@
-// Bearer tokens: HS256 JSON Web Tokens (RFC 7519), minted and verified with OpenSSL.
+// Bearer tokens: HS256 and RS256 JSON Web Tokens (RFC 7519), minted and verified with OpenSSL.
 #pragma once
 
 #include "core/errors.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,31 @@ std::string mint_hs256(std::string_view secret, std::string_view subject, std::c
 core::Result<Claims> verify_hs256(std::string_view token, std::string_view secret,
                                   SystemClock::time_point now = SystemClock::now(),
                                   std::chrono::seconds leeway = std::chrono::seconds(30));
+
+// A token for `subject` signed RS256 with a PEM private key (for tools and
+// tests: the gateway only verifies). Fails when the key is not an RSA private key.
+core::Result<std::string> mint_rs256(std::string_view private_key_pem, std::string_view subject,
+                                     std::chrono::seconds ttl,
+                                     SystemClock::time_point now = SystemClock::now());
+
+// The gateway's verifier: HS256 with the secret, and RS256 with a public key
+// when one is configured. The header's alg picks the check, and each alg only
+// ever uses its own key, so a token "signed" HS256 with the public key as the
+// secret (algorithm switching) fails, as do "none" and every other alg. The
+// claims are checked as verify_hs256 describes. Thread-safe; cheap to copy.
+class TokenVerifier {
+ public:
+  // `public_key_pem` may be empty (HS256 only); `secret` may be empty when a
+  // public key is given (RS256 only). Fails when neither is usable.
+  static core::Result<TokenVerifier> make(std::string secret, std::string_view public_key_pem = {});
+
+  core::Result<Claims> verify(std::string_view token, SystemClock::time_point now = SystemClock::now(),
+                              std::chrono::seconds leeway = std::chrono::seconds(30)) const;
+
+ private:
+  struct Keys;
+  std::shared_ptr<const Keys> keys_;
+};
 
 // base64url without padding (RFC 4648 §5), as JWTs use it.
 std::string base64url_encode(std::string_view bytes);

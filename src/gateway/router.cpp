@@ -51,6 +51,16 @@ std::string Router::route_name(const HttpRequest& request) const {
   return "unmatched";
 }
 
+std::vector<Router::RouteInfo> Router::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& route : routes_) {
+    std::string pattern;
+    for (const auto& segment : route.segments) pattern += "/" + segment;
+    out.push_back({route.method, pattern.empty() ? "/" : pattern, route.name});
+  }
+  return out;
+}
+
 void Router::dispatch(const HttpRequest& request, Responder respond) const {
   const auto path = split_path(request.path());
   std::string allowed;

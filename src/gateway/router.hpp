@@ -25,6 +25,14 @@ class Router {
   // The route name for metrics ("unmatched" when none matches).
   std::string route_name(const HttpRequest& request) const;
 
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;  // "/v1/messages/{message_id}"
+    std::string name;
+  };
+  // Every route, in the order added (for docs and tests).
+  std::vector<RouteInfo> routes() const;
+
  private:
   struct Route {
     std::string method;

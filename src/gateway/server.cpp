@@ -11,12 +11,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include <atomic>
 #include <cctype>
+#include <future>
 #include <thread>
 
 namespace intercomm::gateway {
@@ -66,9 +68,14 @@ struct HttpServer::Impl {
   Impl(const Router& r, ServerOptions o)
       : router(r), options(std::move(o)), io(static_cast<int>(options.threads)) {}
 
+  // Runs on the acceptor's strand, as does close() in stop(): the acceptor is
+  // never touched from two threads at once.
   asio::awaitable<void> accept_loop() {
     while (acceptor.is_open()) {
-      auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      // Each connection gets its own strand: its coroutine and the responders
+      // that resume it never run concurrently.
+      auto [ec, socket] = co_await acceptor.async_accept(asio::any_io_executor(asio::make_strand(io)),
+                                                         asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (!acceptor.is_open()) co_return;
         continue;
@@ -78,7 +85,9 @@ struct HttpServer::Impl {
         socket.close(ignored);
         continue;
       }
-      asio::co_spawn(io, session(std::move(socket)), asio::detached);
+      ++connections;
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, session(std::move(socket)), asio::detached);
     }
   }
 
@@ -94,12 +103,29 @@ struct HttpServer::Impl {
     co_await http::async_write(stream, out, asio::as_tuple(asio::use_awaitable));
   }
 
+  // The answer to a request that could not be read, or none for a closed or
+  // silent peer.
+  std::optional<HttpResponse> refusal_for(const beast::error_code& ec) const {
+    if (ec == http::error::body_limit) {
+      return error_response(Error::of(ErrorCode::invalid_request,
+                                      fmt::format("body: larger than {} bytes", options.max_body_bytes)),
+                            413);
+    }
+    if (ec == http::error::header_limit) {
+      return error_response(Error::of(ErrorCode::invalid_request, "headers: too large"), 431);
+    }
+    if (ec.category() == beast::error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return error_response(Error::of(ErrorCode::invalid_request, "not a valid HTTP/1.1 request"), 400);
+    }
+    return std::nullopt;
+  }
+
   asio::awaitable<void> session(tcp::socket socket) {
-    ++connections;
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     bool first = true;
-    while (true) {
+    while (!stopping.load()) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       parser.body_limit(options.max_body_bytes);
@@ -108,23 +134,15 @@ struct HttpServer::Impl {
       auto [ec, bytes] =
           co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       if (ec) {
-        // Limits and garbage get an answer; a closed or silent peer does not.
-        std::optional<HttpResponse> refusal;
-        if (ec == http::error::body_limit) {
-          refusal =
-              error_response(Error::of(ErrorCode::invalid_request,
-                                       fmt::format("body: larger than {} bytes", options.max_body_bytes)),
-                             413);
-        } else if (ec == http::error::header_limit) {
-          refusal = error_response(Error::of(ErrorCode::invalid_request, "headers: too large"), 431);
-        } else if (ec.category() == beast::error_code(http::error::bad_target).category() &&
-                   ec != http::error::end_of_stream && ec != http::error::partial_message) {
-          refusal =
-              error_response(Error::of(ErrorCode::invalid_request, "not a valid HTTP/1.1 request"), 400);
+        if (auto refusal = refusal_for(ec)) {
+          if (options.metrics) options.metrics->request_refused(refusal->status);
+          co_await write(stream, std::move(*refusal), 11, false, core::new_message_id());
         }
-        if (refusal) co_await write(stream, std::move(*refusal), 11, false, core::new_message_id());
         break;
       }
+      ++in_flight;
+      const auto started = std::chrono::steady_clock::now();
+      if (options.metrics) options.metrics->request_started();
       auto request = parser.release();
       const unsigned version = request.version();
       const bool keep_alive = request.keep_alive();
@@ -136,8 +154,15 @@ struct HttpServer::Impl {
       }
       stream.expires_never();  // the handler has its own deadlines
       HttpResponse response = co_await async_dispatch(router, plain, asio::use_awaitable);
-      co_await write(stream, std::move(response), version, keep_alive, request_id);
-      if (!keep_alive) break;
+      if (options.metrics) {
+        options.metrics->request_finished(router.route_name(plain), response.status,
+                                          std::chrono::steady_clock::now() - started);
+      }
+      // While draining, the connection closes after this answer.
+      const bool keep = keep_alive && !stopping.load();
+      co_await write(stream, std::move(response), version, keep, request_id);
+      --in_flight;
+      if (!keep) break;
     }
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -147,9 +172,11 @@ struct HttpServer::Impl {
   const Router& router;
   ServerOptions options;
   asio::io_context io;
-  tcp::acceptor acceptor{io};
+  tcp::acceptor acceptor{asio::make_strand(io)};
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> in_flight{0};  // requests read and not yet answered
+  std::atomic<bool> stopping{false};
   bool started = false;
   bool stopped = false;
 };
@@ -179,7 +206,7 @@ core::Result<std::uint16_t> HttpServer::start() {
                                  impl_->options.port, ec.message()));
   }
   const auto port = acceptor.local_endpoint().port();
-  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+  asio::co_spawn(acceptor.get_executor(), impl_->accept_loop(), asio::detached);
   for (unsigned i = 0; i < std::max(1U, impl_->options.threads); ++i) {
     impl_->threads.emplace_back([this] { impl_->io.run(); });
   }
@@ -190,12 +217,29 @@ core::Result<std::uint16_t> HttpServer::start() {
 void HttpServer::stop() {
   if (!impl_->started || impl_->stopped) return;
   impl_->stopped = true;
+  impl_->stopping = true;
+  std::promise<void> closed;
+  asio::post(impl_->acceptor.get_executor(), [this, &closed] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  const auto deadline = std::chrono::steady_clock::now() + impl_->options.drain_timeout;
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (impl_->in_flight.load() > 0) {
+    spdlog::warn("http: {} requests still in flight after {} s; closing them", impl_->in_flight.load(),
+                 impl_->options.drain_timeout.count());
+  }
   impl_->io.stop();
   for (auto& thread : impl_->threads) thread.join();
   impl_->threads.clear();
-  // No thread runs the io_context now: closing here races with nothing.
-  beast::error_code ignored;
-  impl_->acceptor.close(ignored);
+}
+
+std::size_t HttpServer::connections() const {
+  return impl_->connections.load();
 }
 
 }  // namespace intercomm::gateway

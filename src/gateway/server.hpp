@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/errors.hpp"
+#include "gateway/metrics.hpp"
 #include "gateway/router.hpp"
 
 #include <chrono>
@@ -20,6 +21,8 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{10};          // to read one request once it started
   std::chrono::seconds idle_timeout{60};          // keep-alive between requests
   std::size_t max_connections = 10000;            // beyond: closed at once
+  std::chrono::seconds drain_timeout{10};         // stop() waits this long for requests in flight
+  Metrics* metrics = nullptr;                     // when set, every request is counted and timed
 };
 
 // Serves HTTP/1.1 with keep-alive. Each connection is one coroutine: read,
@@ -35,10 +38,14 @@ class HttpServer {
 
   // Binds, listens and starts the threads; returns the bound port.
   core::Result<std::uint16_t> start();
-  // Stops the threads and the listener, idempotent. Requests in flight are
-  // abandoned (their connections close when the server is destroyed):
-  // draining them first is still to be built.
+  // Drains, then stops; idempotent. Stops accepting at once, lets the requests
+  // in flight finish and be answered (up to drain_timeout; their connections
+  // then close instead of waiting for another request), then stops the threads
+  // and closes every connection.
   void stop();
+
+  // Connections open now (for tests and metrics).
+  std::size_t connections() const;
 
  private:
   struct Impl;

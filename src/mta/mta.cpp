@@ -6,6 +6,7 @@
 #include "core/jsonrpc.hpp"
 
 #include <fmt/core.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 #include <boost/json/parse.hpp>
@@ -26,6 +27,7 @@ using core::Result;
 const store::Bucket kMessages = store::bucket("message");
 const store::Bucket kInbox = store::bucket("inbox");
 const store::Bucket kSubscriptions = store::bucket("subscription");
+const store::Bucket kIdempotency = store::bucket("idempotency");
 
 Error invalid(std::string_view field, std::string_view rule) {
   Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
@@ -91,6 +93,17 @@ Result<std::string> webhook_url(const json::object& params) {
   if (parsed->has_fragment()) return invalid("webhook.url", "must not have a #fragment");
   if (text.size() > 2048) return invalid("webhook.url", "must be at most 2048 characters");
   return std::string(text);
+}
+
+// What makes two sends "the same request" for an idempotency key: receiver and body.
+std::string fingerprint(const core::Message& message) {
+  const std::string input = message.receiver + '\0' + message.body;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
 }
 
 class Jobs {
@@ -234,7 +247,53 @@ class Jobs {
     return json::object{{"removed", true}};
   }
 
+  Result<json::value> claim_idempotency_key(const json::object& params) {
+    if (auto ok = only(params, {"user", "key", "message"}); !ok) return ok.error();
+    auto user = user_param(params);
+    if (!user) return user.error();
+    const auto* key = params.if_contains("key");
+    if (key == nullptr || !key->is_string() || !is_idempotency_key(key->get_string())) {
+      return invalid("key", "must be 1-255 printable ASCII characters");
+    }
+    const auto* raw = params.if_contains("message");
+    if (raw == nullptr) return invalid("message", "required");
+    auto message = core::message_from_json(*raw, options_.limits, core::MessageShape::new_message);
+    if (!message) return message.error();
+    if (message->message_id.empty() || message->created_at.empty()) {
+      return invalid("message", "must carry message_id and created_at");
+    }
+    const json::object claim{{"message_id", message->message_id},
+                             {"created_at", message->created_at},
+                             {"fingerprint", fingerprint(*message)}};
+    const std::string claim_key = fmt::format("{}/{}", *user, key->get_string());
+    auto written = store_.put_if_absent(kIdempotency, claim_key, json::serialize(claim));
+    if (!written) return unavailable(written.error());
+    if (*written) {
+      return json::object{
+          {"message_id", message->message_id}, {"created_at", message->created_at}, {"replayed", false}};
+    }
+    auto existing = store_.get(kIdempotency, claim_key);
+    if (!existing) return unavailable(existing.error());
+    if (!existing->has_value())
+      return unavailable(Error::of(ErrorCode::unavailable, "idempotency claim vanished"));
+    boost::system::error_code ec;
+    const auto recorded = json::parse(**existing, ec);
+    if (ec || !recorded.is_object()) return Error::of(ErrorCode::internal_error);
+    if (recorded.at("fingerprint") != claim.at("fingerprint")) {
+      return Error::of(ErrorCode::conflict,
+                       "Idempotency-Key: already used for a different message (receiver or body differ)");
+    }
+    return json::object{{"message_id", recorded.at("message_id")},
+                        {"created_at", recorded.at("created_at")},
+                        {"replayed", true}};
+  }
+
  private:
+  static bool is_idempotency_key(std::string_view key) {
+    return !key.empty() && key.size() <= 255 &&
+           std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+  }
+
   static std::string subscription_key(std::string_view user, std::string_view id) {
     return fmt::format("{}/{}", user, id);
   }
@@ -291,6 +350,7 @@ void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, M
   bind("subscribe_user", &Jobs::subscribe_user);
   bind("list_subscriptions", &Jobs::list_subscriptions);
   bind("unsubscribe_user", &Jobs::unsubscribe_user);
+  bind("claim_idempotency_key", &Jobs::claim_idempotency_key);
 }
 
 }  // namespace intercomm::mta

@@ -33,6 +33,12 @@ struct MtaOptions {
 //  subscribe_user    {"user","webhook":{"url"}} -> the subscription with its secret
 //  list_subscriptions {"user"} -> {"subscriptions":[...]} (secrets left out)
 //  unsubscribe_user  {"user","subscription_id"} -> {"removed":true}; unknown -32004
+//  claim_idempotency_key {"user","key","message":{message_id,created_at,receiver,body}}
+//                    -> {"message_id","created_at","replayed"}: the first claim
+//                    of (user, key) records the message's id and time (atomic,
+//                    put_if_absent) and gets them back with replayed=false;
+//                    every later claim gets the recorded ones with
+//                    replayed=true, or -32009 when its receiver or body differ.
 // Workers trust the bus: who may ask is the gateway's business.
 void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, MtaOptions options = {});
 

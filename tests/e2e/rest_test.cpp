@@ -13,6 +13,8 @@
 #include <boost/json/serialize.hpp>
 
 #include <filesystem>
+#include <set>
+#include <thread>
 
 namespace {
 
@@ -51,6 +53,8 @@ class Rest : public ::testing::TestWithParam<std::string> {
       for (int i = 0; i < 2; ++i) {
         processes_.push_back(std::make_unique<ChildProcess>(
             std::vector<std::string>{INTERCOMM_BINARY, "mta", "--amqp", amqp, "--store", redis}));
+        // Bound before the gateway takes requests: a send must never find no queue.
+        ASSERT_FALSE(processes_.back()->wait_for_line("intercomm mta: serving ").empty());
       }
       processes_.push_back(std::make_unique<ChildProcess>(std::vector<std::string>{
           INTERCOMM_BINARY, "gateway", "--listen", "127.0.0.1:0", "--amqp", amqp, "--secret", kSecret}));
@@ -73,6 +77,11 @@ class Rest : public ::testing::TestWithParam<std::string> {
   Client::Response send(const std::string& as, const std::string& body_json) {
     Client client(port_);
     return client.request("POST", "/v1/messages", body_json, {bearer(as), kJson});
+  }
+
+  Client::Response send_with(const std::string& as, const std::string& body_json, const std::string& header) {
+    Client client(port_);
+    return client.request("POST", "/v1/messages", body_json, {bearer(as), kJson, header});
   }
 
   // The message ids in `user`'s inbox (first page of 100), newest first.
@@ -314,6 +323,69 @@ TEST_P(Rest, HealthAndReadiness) {
   auto ready = client.request("GET", "/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
   EXPECT_TRUE(json::parse(ready.body).at("bus").as_bool());
+}
+
+TEST_P(Rest, TenConcurrentRetriesWithOneIdempotencyKeyStoreOneMessage) {
+  const std::string key = "Idempotency-Key: order-" + suffix_;
+  const std::string body = R"({"receiver":")" + bob_ + R"(","body":"pay once"})";
+  std::vector<Client::Response> responses(10);
+  {
+    std::vector<std::thread> senders;
+    for (auto& response : responses) {
+      senders.emplace_back([&] {
+        Client client(port_);
+        response = client.request("POST", "/v1/messages", body, {bearer(alice_), kJson, key});
+      });
+    }
+    for (auto& sender : senders) sender.join();
+  }
+  std::set<std::string> ids;
+  int replayed = 0;
+  for (const auto& response : responses) {
+    ASSERT_EQ(response.status, 202) << response.body;
+    ids.insert(std::string(json::parse(response.body).at("message_id").as_string()));
+    replayed += response.headers.contains("idempotent-replayed");
+  }
+  ASSERT_EQ(ids.size(), 1U) << "every retry must get the first send's id";
+  EXPECT_EQ(replayed, 9) << "all but the first are replays";
+  const std::string id = *ids.begin();
+  EXPECT_EQ(inbox_with(bob_, 1), std::vector<std::string>{id});
+
+  // The same key with another body is a conflict; another user's same key is theirs.
+  auto conflict = send_with(alice_, R"({"receiver":")" + bob_ + R"(","body":"pay twice"})", key);
+  EXPECT_EQ(conflict.status, 409) << conflict.body;
+  EXPECT_EQ(json::parse(conflict.body).at("error").at("code").as_int64(), -32009);
+  auto carols = send_with(carol_, body, key);
+  ASSERT_EQ(carols.status, 202) << carols.body;
+  EXPECT_NE(json::parse(carols.body).at("message_id").as_string(), id);
+  auto bad_key = send_with(alice_, body, "Idempotency-Key: has space");
+  EXPECT_EQ(bad_key.status, 400) << bad_key.body;
+
+  // Every send is stored once: bob's inbox holds alice's one message and carol's.
+  EXPECT_EQ(inbox_with(bob_, 2).size(), 2U);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(inbox(bob_).size(), 2U);
+  EXPECT_EQ(inbox(alice_), std::vector<std::string>{id});
+}
+
+TEST_P(Rest, MetricsCountWhatWasServed) {
+  ASSERT_EQ(send(alice_, R"({"receiver":")" + bob_ + R"(","body":"counted"})").status, 202);
+  Client client(port_);
+  ASSERT_EQ(client.request("GET", "/v1/messages/ZZZZZZZZZZZZZZZZ", "", {bearer(alice_)}).status, 404);
+  auto metrics = client.request("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_TRUE(metrics.headers["content-type"].starts_with("text/plain; version=0.0.4"));
+  const auto count = [&](const std::string& series) {
+    const auto at = metrics.body.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics.body.substr(at + series.size() + 2));
+  };
+  EXPECT_GE(count(R"(intercomm_http_requests_total{route="send_message",status="202"})"), 1) << metrics.body;
+  EXPECT_GE(count(R"(intercomm_http_requests_total{route="get_message",status="404"})"), 1);
+  EXPECT_GE(count(R"(intercomm_jobs_published_total{outcome="confirmed"})"), 1);
+  EXPECT_GE(count(R"(intercomm_rpc_calls_total{method="get_message"})"), 1);
+  EXPECT_GE(count(R"(intercomm_http_request_duration_seconds_count{route="send_message"})"), 1);
+  // The /metrics request itself is in flight while it renders.
+  EXPECT_EQ(count("intercomm_http_requests_in_flight"), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Rest, ::testing::Values("embedded", "split"),

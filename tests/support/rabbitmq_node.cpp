@@ -17,6 +17,10 @@ bool RabbitNode::kill() {
   return !run_support_script("rabbitmq.sh", "kill " + dir_).empty();
 }
 
+bool RabbitNode::stop() {
+  return !run_support_script("rabbitmq.sh", "stop " + dir_).empty();
+}
+
 bool RabbitNode::restart() {
   return run_support_script("rabbitmq.sh", "start " + dir_) == url_;
 }

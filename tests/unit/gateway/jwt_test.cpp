@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <boost/json/serialize.hpp>
 
 namespace intercomm::gateway {
@@ -119,6 +121,84 @@ TEST(Jwt, AlgNoneAndAlgorithmSwitchingAreRefused) {
   }
   const std::string no_alg = base64url_encode(R"({"typ":"JWT"})");
   EXPECT_EQ(reason(verify_hs256(no_alg + "." + body + ".", "k", kNow)), "token: alg must be HS256");
+}
+
+// A fresh 2048-bit RSA key pair as PEM (private, public), made with OpenSSL here.
+std::pair<std::string, std::string> rsa_key_pair() {
+  EVP_PKEY* key = EVP_RSA_gen(2048);
+  EXPECT_NE(key, nullptr);
+  const auto pem = [key](bool private_part) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (private_part) {
+      PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+    } else {
+      PEM_write_bio_PUBKEY(bio, key);
+    }
+    char* data = nullptr;
+    const long length = BIO_get_mem_data(bio, &data);
+    std::string text(data, static_cast<std::size_t>(length));
+    BIO_free(bio);
+    return text;
+  };
+  auto pair = std::make_pair(pem(true), pem(false));
+  EVP_PKEY_free(key);
+  return pair;
+}
+
+TEST(TokenVerifier, AcceptsRs256WithTheConfiguredPublicKeyOnly) {
+  const auto [private_pem, public_pem] = rsa_key_pair();
+  const auto [other_private, other_public] = rsa_key_pair();
+  auto verifier = TokenVerifier::make("s3cret", public_pem);
+  ASSERT_TRUE(verifier) << verifier.error().message;
+
+  auto token = mint_rs256(private_pem, "alice", 3600s, kNow);
+  ASSERT_TRUE(token) << token.error().message;
+  auto claims = verifier->verify(*token, kNow);
+  ASSERT_TRUE(claims) << reason(claims);
+  EXPECT_EQ(claims->subject, "alice");
+  // HS256 with the secret still works beside it.
+  EXPECT_TRUE(verifier->verify(mint_hs256("s3cret", "bob", 3600s, kNow), kNow));
+  // Signed by another key: refused.
+  auto forged = mint_rs256(other_private, "alice", 3600s, kNow);
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(reason(verifier->verify(*forged, kNow)), "token: bad signature");
+  // Expiry is checked for RS256 as for HS256.
+  EXPECT_EQ(reason(verifier->verify(*token, kNow + 2h)), "token: expired");
+}
+
+TEST(TokenVerifier, RefusesAlgorithmSwitchingToTheHmacOfThePublicKey) {
+  const auto [private_pem, public_pem] = rsa_key_pair();
+  // The classic attack: HS256 "signed" with the public key as the HMAC secret.
+  const json::object claims{{"sub", "alice"}, {"exp", 1'900'000'000}};
+  const std::string switched = sign(kHeader, claims, public_pem);
+  auto rs256_only = TokenVerifier::make("", public_pem);
+  ASSERT_TRUE(rs256_only);
+  EXPECT_EQ(reason(rs256_only->verify(switched, kNow)), "token: alg must be RS256");
+  auto both = TokenVerifier::make("s3cret", public_pem);
+  ASSERT_TRUE(both);
+  EXPECT_EQ(reason(both->verify(switched, kNow)), "token: bad signature");
+  // An RS256 header over an HMAC signature, and "none": refused.
+  EXPECT_EQ(reason(both->verify(sign({{"alg", "RS256"}, {"typ", "JWT"}}, claims, "s3cret"), kNow)),
+            "token: bad signature");
+  const std::string none =
+      base64url_encode(R"({"alg":"none"})") + "." + base64url_encode(json::serialize(claims)) + ".";
+  EXPECT_EQ(reason(both->verify(none, kNow)), "token: alg must be HS256 or RS256");
+  // HS256-only verifiers refuse RS256 tokens.
+  auto hs256_only = TokenVerifier::make("s3cret");
+  ASSERT_TRUE(hs256_only);
+  EXPECT_EQ(reason(hs256_only->verify(*mint_rs256(private_pem, "alice", 3600s, kNow), kNow)),
+            "token: alg must be HS256");
+}
+
+TEST(TokenVerifier, RefusesUnusableKeys) {
+  EXPECT_FALSE(TokenVerifier::make("", ""));
+  auto garbage =
+      TokenVerifier::make("s3cret", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error().code, core::ErrorCode::invalid_params);
+  EXPECT_FALSE(mint_rs256("not a key", "alice", 60s, kNow));
+  EXPECT_EQ(reason(TokenVerifier().verify(mint_hs256("k", "alice", 60s, kNow), kNow)),
+            "token: no key is configured to verify tokens");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "gateway/server.hpp"  // first: the header is self-contained
 
 #include "support/http_client.hpp"
+#include "support/servers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -30,6 +31,12 @@ class ServerTest : public ::testing::Test {
                                                    request.header("x-request-id") + "\"}"));
                   }).detach();
                 });
+    router_.add("GET", "/slow", "slow", [](const HttpRequest&, const PathParams&, Responder respond) {
+      std::thread([respond] {
+        std::this_thread::sleep_for(400ms);
+        respond(json_response(200, R"({"slow":true})"));
+      }).detach();
+    });
     router_.add("POST", "/v1/messages", "send_message",
                 [](const HttpRequest& request, const PathParams&, Responder respond) {
                   respond(json_response(202, R"({"bytes":)" + std::to_string(request.body.size()) + "}"));
@@ -39,6 +46,8 @@ class ServerTest : public ::testing::Test {
     options.max_body_bytes = 1024;
     options.read_timeout = 1s;
     options.idle_timeout = 1s;
+    options.max_connections = 3;
+    options.metrics = &metrics_;
     server_ = std::make_unique<HttpServer>(router_, options);
     auto port = server_->start();
     ASSERT_TRUE(port) << port.error().message;
@@ -46,6 +55,7 @@ class ServerTest : public ::testing::Test {
   }
 
   Router router_;
+  Metrics metrics_;
   std::unique_ptr<HttpServer> server_;
   std::uint16_t port_ = 0;
 };
@@ -119,6 +129,54 @@ TEST_F(ServerTest, StopIsIdempotent) {
   server_->stop();
   Client client(port_);
   EXPECT_FALSE(client.connected());
+}
+
+TEST_F(ServerTest, StopAnswersTheRequestsInFlightFirst) {
+  Client client(port_);
+  client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(intercomm::testing::wait_until(
+      [&] { return metrics_.render().find("in_flight 1") != std::string::npos; }, 5s));
+  std::thread stopper([&] { server_->stop(); });
+  auto response = client.read();
+  stopper.join();
+  EXPECT_EQ(response.status, 200) << "a request in flight when stop() began must be answered";
+  EXPECT_EQ(response.headers["connection"], "close");
+  Client late(port_);
+  EXPECT_FALSE(late.connected()) << "stop() must stop accepting";
+}
+
+TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosed) {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<Client>(port_));
+    clients.back()->send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_EQ(clients.back()->read().status, 200);
+  }
+  EXPECT_EQ(server_->connections(), 3U);
+  {
+    Client extra(port_);
+    EXPECT_TRUE(extra.closed_by_server()) << "the 4th connection must be closed at once";
+  }
+  clients.pop_back();  // one closes: room for another
+  ASSERT_TRUE(intercomm::testing::wait_until([&] { return server_->connections() == 2; }, 5s));
+  Client next(port_);
+  next.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(next.read().status, 200);
+}
+
+TEST_F(ServerTest, CountsAndTimesEveryRequest) {
+  Client client(port_);
+  client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(client.read().status, 200);
+  client.send("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_EQ(client.read().status, 404);
+  const std::string text = metrics_.render();
+  EXPECT_NE(text.find(R"(intercomm_http_requests_total{route="healthz",status="200"} 1)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(intercomm_http_requests_total{route="unmatched",status="404"} 1)"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(intercomm_http_request_duration_seconds_count{route="healthz"} 1)"),
+            std::string::npos);
 }
 
 }  // namespace
