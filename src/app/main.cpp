@@ -68,10 +68,31 @@ void wait_for_stop() {
   spdlog::info("stopping on signal {}", signal);
 }
 
+// A worker's concurrency. Handlers mostly wait on the store (a synced write,
+// a network round trip): many threads cost little CPU and let the store merge
+// concurrent writes into one sync (RocksDB's group commit, Redis pipelining).
 struct WorkerFlags {
-  std::uint16_t prefetch = 64;
-  unsigned threads = 2;
+  std::uint16_t prefetch = 128;
+  unsigned threads = 32;
 };
+
+void add_worker_options(CLI::App& command, WorkerFlags& flags) {
+  command.add_option("--prefetch", flags.prefetch, "Jobs a worker holds at once")
+      ->envname("INTERCOMM_PREFETCH")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  command.add_option("--threads", flags.threads, "Handler threads of a worker")
+      ->envname("INTERCOMM_THREADS")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+}
+
+intercomm::worker::WorkerOptions worker_options(const WorkerFlags& flags) {
+  intercomm::worker::WorkerOptions options;
+  options.prefetch = flags.prefetch;
+  options.threads = flags.threads;
+  return options;
+}
 
 // A RabbitMQ connection for subcommand `who`, or null after saying why (it
 // waits up to 30 s for the broker; a stop signal meanwhile gives up at once).
@@ -103,10 +124,7 @@ int run_mta(const Config& config, const WorkerFlags& flags) {
   }
   auto bus = connect_rabbitmq(config, "mta");
   if (!bus) return 1;
-  intercomm::worker::WorkerOptions options;
-  options.prefetch = flags.prefetch;
-  options.threads = flags.threads;
-  intercomm::worker::Worker worker(*bus, std::string(intercomm::mta::kWorkerName), options);
+  intercomm::worker::Worker worker(*bus, std::string(intercomm::mta::kWorkerName), worker_options(flags));
   intercomm::mta::register_jobs(worker, **store, *bus, mta_options(config));
   if (auto started = worker.start(); !started) {
     fmt::print(stderr, "intercomm mta: {}\n", started.error().message);
@@ -219,8 +237,35 @@ int run_gateway(const Config& config) {
   return 0;
 }
 
+// Where `intercomm run` journals its in-process queues: beside a RocksDB store
+// (rocksdb:./intercomm-data -> ./intercomm-data-bus), else ./intercomm-bus.
+std::string bus_journal_path(std::string_view store) {
+  constexpr std::string_view kRocks = "rocksdb:";
+  if (store.starts_with(kRocks)) {
+    std::string path(store.substr(kRocks.size()));
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    return path + "-bus";
+  }
+  return "./intercomm-bus";
+}
+
+// The in-process workers' counters, for the gateway's /metrics in `intercomm run`.
+std::string worker_metrics(const intercomm::worker::Worker& worker) {
+  const auto stats = worker.stats();
+  std::string out =
+      "# HELP intercomm_worker_jobs_total Jobs a worker of this process settled, by outcome.\n"
+      "# TYPE intercomm_worker_jobs_total counter\n";
+  for (const auto& [outcome, count] : {std::pair<const char*, std::uint64_t>{"acked", stats.acked},
+                                       {"requeued", stats.requeued},
+                                       {"dead_lettered", stats.dead_lettered}}) {
+    out += fmt::format("intercomm_worker_jobs_total{{queue=\"{}\",outcome=\"{}\"}} {}\n", worker.queue(),
+                       outcome, count);
+  }
+  return out;
+}
+
 // intercomm run: gateway + MTA in one process, in-process bus (or --amqp), --store.
-int run_all_in_one(Config config) {
+int run_all_in_one(Config config, const WorkerFlags& flags) {
   intercomm::core::logging::init(config.log_format, config.log_level);
   auto store = intercomm::store::open_store(config.store);
   if (!store) {
@@ -240,7 +285,15 @@ int run_all_in_one(Config config) {
     amqp.url = config.amqp;
     return intercomm::bus::connect_amqp(amqp);
   };
-  if (!config.amqp_given) broker = intercomm::bus::make_inproc_broker();
+  if (!config.amqp_given) {
+    const std::string journal = bus_journal_path(config.store);
+    auto opened = intercomm::bus::open_inproc_broker(journal);
+    if (!opened) {
+      fmt::print(stderr, "intercomm run: {}\n", opened.error().message);
+      return 1;
+    }
+    broker = std::move(*opened);
+  }
   auto mta_bus = connect();
   auto gateway_bus = connect();
   if (!wait_connected_or_stop(*mta_bus, std::chrono::seconds(30)) ||
@@ -249,7 +302,7 @@ int run_all_in_one(Config config) {
                intercomm::core::mask_url_password(config.amqp));
     return 1;
   }
-  intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName));
+  intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName), worker_options(flags));
   intercomm::mta::register_jobs(mta, **store, *mta_bus, mta_options(config));
   if (auto started = mta.start(); !started) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
@@ -260,6 +313,7 @@ int run_all_in_one(Config config) {
     fmt::print(stderr, "intercomm run: {}\n", rpc.error().message);
     return 1;
   }
+  metrics.add_source([&mta] { return worker_metrics(mta); });
   intercomm::gateway::Router router;
   intercomm::store::Store* store_ptr = store->get();
   options->ready = [store_ptr] { return store_ptr->ping(); };
@@ -272,7 +326,8 @@ int run_all_in_one(Config config) {
     return 1;
   }
   fmt::print("intercomm {}: serving on http://{}:{}\n", intercomm::core::version(), listen.host, *port);
-  fmt::print("bus: {}; store: {}\n", config.amqp_given ? "RabbitMQ" : "in-process",
+  fmt::print("bus: {}; store: {}\n",
+             config.amqp_given ? "RabbitMQ" : "in-process, journaled in " + bus_journal_path(config.store),
              intercomm::core::mask_url_password(config.store));
   if (dev_secret) {
     fmt::print("development secret (generated; pass --secret to choose one): {}\n", config.secret);
@@ -283,15 +338,18 @@ int run_all_in_one(Config config) {
   }
   std::fflush(stdout);
   wait_for_stop();
-  // A clean exit loses nothing accepted: stop taking requests, let the MTA
-  // empty its in-process queue, then stop it.
+  // Stop taking requests, give the MTA a moment to empty its queue, then stop
+  // it. Jobs still queued stay in the journal and are served at the next start.
   server.stop();
   if (broker) {
     const auto queue = intercomm::bus::worker_queue(intercomm::mta::kWorkerName);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (intercomm::bus::inproc_pending(*broker, queue) > 0 &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (const auto left = intercomm::bus::inproc_pending(*broker, queue); left > 0) {
+      spdlog::info("{} jobs left in {}: journaled, served at the next start", left, queue);
     }
   }
   mta.stop();
@@ -321,14 +379,8 @@ int main(int argc, char** argv) {
   auto* mta = app.add_subcommand("mta", "Message Transfer Agent worker: serves rpc_queue_mta over RabbitMQ");
   add_config_options(*mta, config, kAmqp | kStore | kLogging | kLimits);
   WorkerFlags worker_flags;
-  mta->add_option("--prefetch", worker_flags.prefetch, "Jobs in hand at once")
-      ->envname("INTERCOMM_PREFETCH")
-      ->check(CLI::Range(1, 65535))
-      ->capture_default_str();
-  mta->add_option("--threads", worker_flags.threads, "Handler threads")
-      ->envname("INTERCOMM_THREADS")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
+  add_worker_options(*mta, worker_flags);
+  add_worker_options(*run, worker_flags);
 
   auto* mda = app.add_subcommand("mda", "Message Delivery Agent worker (not built yet)");
   add_config_options(*mda, config, kAmqp | kStore | kLogging);
@@ -347,7 +399,7 @@ int main(int argc, char** argv) {
 
   if (run->parsed()) {
     finish_config(*run, config);
-    return run_all_in_one(config);
+    return run_all_in_one(config, worker_flags);
   }
   if (show_config->parsed()) {
     finish_config(*show_config, config);

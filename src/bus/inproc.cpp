@@ -1,6 +1,7 @@
 // The in-process broker: queues, bindings and one dispatcher thread.
 #include "bus/inproc.hpp"
 
+#include "bus/inproc_journal.hpp"
 #include "bus/topology.hpp"
 
 #include <condition_variable>
@@ -17,6 +18,7 @@ struct Message {
   std::uint32_t delivery_count = 0;
   bool redelivered = false;
   std::optional<Clock::time_point> expires_at;
+  std::uint64_t journal_id = 0;  // 0: only in memory
 };
 
 struct Consumer {
@@ -34,11 +36,31 @@ struct Consumer {
 };
 
 struct Queue {
-  std::deque<Message> ready;
+  std::deque<Message> ready;  // change only through the three methods below
+  // The expiry times of the messages in `ready` that have one: the earliest
+  // without walking the whole queue.
+  std::multiset<Clock::time_point> ready_expiries;
+
+  void push_back(Message message) {
+    if (message.expires_at) ready_expiries.insert(*message.expires_at);
+    ready.push_back(std::move(message));
+  }
+  void push_front(Message message) {
+    if (message.expires_at) ready_expiries.insert(*message.expires_at);
+    ready.push_front(std::move(message));
+  }
+  Message pop_front() {
+    Message message = std::move(ready.front());
+    ready.pop_front();
+    if (message.expires_at) ready_expiries.erase(ready_expiries.find(*message.expires_at));
+    return message;
+  }
+
   std::vector<std::shared_ptr<Consumer>> consumers;
   std::size_t next_consumer = 0;
   std::uint32_t delivery_limit = 0;  // 0: none
   bool dead_letters_to_dlx = false;
+  bool durable = false;               // declared worker queues and dead_letters: journaled
   std::uint64_t exclusive_owner = 0;  // 0: not exclusive
 };
 
@@ -47,12 +69,34 @@ struct Queue {
 // Shared state; outlives the broker handle while deliveries still point to it.
 class BrokerState : public AckSink {
  public:
-  BrokerState() {
+  explicit BrokerState(std::unique_ptr<Journal> journal = nullptr) : journal_(std::move(journal)) {
     exchanges_[std::string(kExchange)] = {};
     exchanges_[std::string(kLiveExchange)] = {};
     exchanges_[std::string(kDeadLetterExchange)] = {};
-    queues_[std::string(kDeadLetterQueue)] = Queue{};
+    queues_[std::string(kDeadLetterQueue)].durable = true;
     exchanges_[std::string(kDeadLetterExchange)].emplace("", std::string(kDeadLetterQueue));
+  }
+
+  // Puts the journal's messages back in their queues, as redeliveries (their
+  // consumers may have handled them before the crash).
+  core::Result<void> recover() {
+    if (!journal_) return {};
+    auto records = journal_->load();
+    if (!records) return records.error();
+    std::lock_guard lock(mu_);
+    for (auto& record : *records) {
+      auto& queue = queues_[record.queue];
+      queue.durable = true;
+      queue.dead_letters_to_dlx = record.queue != kDeadLetterQueue;
+      Message message;
+      message.envelope = std::move(record.envelope);
+      message.delivery_count = record.delivery_count;
+      message.redelivered = true;
+      message.journal_id = record.id;
+      next_journal_id_ = std::max(next_journal_id_, record.id + 1);
+      queue.push_back(std::move(message));
+    }
+    return {};
   }
 
   void run_dispatcher();
@@ -68,6 +112,7 @@ class BrokerState : public AckSink {
     auto& queue = queues_[spec.name];
     queue.delivery_limit = spec.delivery_limit;
     queue.dead_letters_to_dlx = true;
+    queue.durable = true;
     auto& bindings = exchanges_[std::string(kExchange)];
     for (const auto& key : spec.binding_keys) {
       bool bound = false;
@@ -84,8 +129,16 @@ class BrokerState : public AckSink {
     Message message;
     if (envelope.expiration) message.expires_at = Clock::now() + *envelope.expiration;
     message.envelope = std::move(envelope);
+    const std::size_t staged_before = staged_puts_;
     const PublishStatus status = route_locked(exchange, std::move(message));
-    if (done) callbacks_.push_back([done = std::move(done), status] { done(status); });
+    if (done) {
+      if (staged_puts_ > staged_before) {
+        // Confirmed only once the journal's batch holding it is on disk.
+        awaiting_sync_.emplace_back(std::move(done), status);
+      } else {
+        callbacks_.push_back([done = std::move(done), status] { done(status); });
+      }
+    }
     cv_.notify_all();
   }
 
@@ -170,6 +223,7 @@ class BrokerState : public AckSink {
     if (entry == consumer->second->unacked.end()) return;
     Message message = std::move(entry->second);
     consumer->second->unacked.erase(entry);
+    if (ack) forget_locked(message);
     if (!ack) {
       auto queue = queues_.find(consumer->second->queue);
       if (requeue && queue != queues_.end()) {
@@ -199,7 +253,13 @@ class BrokerState : public AckSink {
     for (const auto& name : unique) {
       auto queue = queues_.find(name);
       if (queue == queues_.end()) continue;
-      queue->second.ready.push_back(message);
+      Message copy = message;
+      if (journal_ && queue->second.durable && copy.envelope.persistent && !copy.expires_at) {
+        copy.journal_id = next_journal_id_++;
+        journal_->stage_put(JournalRecord{copy.journal_id, name, copy.envelope, copy.delivery_count});
+        ++staged_puts_;
+      }
+      queue->second.push_back(std::move(copy));
       ++delivered;
     }
     return delivered > 0 ? PublishStatus::confirmed : PublishStatus::unroutable;
@@ -212,10 +272,17 @@ class BrokerState : public AckSink {
       dead_letter_locked(std::move(message), name, "delivery_limit");
       return;
     }
-    queue.ready.push_front(std::move(message));
+    queue.push_front(std::move(message));
+  }
+
+  // The message left its durable queue for good (acked, dropped or moved).
+  void forget_locked(Message& message) {
+    if (journal_ && message.journal_id != 0) journal_->stage_remove(message.journal_id);
+    message.journal_id = 0;
   }
 
   void dead_letter_locked(Message message, const std::string& queue, std::string_view reason) {
+    forget_locked(message);
     auto found = queues_.find(queue);
     if (found != queues_.end() && !found->second.dead_letters_to_dlx) return;  // dropped, like RabbitMQ
     message.envelope.headers["x-first-death-reason"] = std::string(reason);
@@ -235,12 +302,15 @@ class BrokerState : public AckSink {
     for (auto& [name, queue] : queues_) {
       while (!queue.ready.empty() && queue.ready.front().expires_at &&
              *queue.ready.front().expires_at <= now) {
-        Message expired = std::move(queue.ready.front());
-        queue.ready.pop_front();
-        if (queue.dead_letters_to_dlx) dead_letter_locked(std::move(expired), name, "expired");
+        Message expired = queue.pop_front();
+        if (queue.dead_letters_to_dlx) {
+          dead_letter_locked(std::move(expired), name, "expired");
+        } else {
+          forget_locked(expired);
+        }
       }
-      for (const auto& message : queue.ready) {
-        if (message.expires_at && (!next || *message.expires_at < *next)) next = message.expires_at;
+      if (!queue.ready_expiries.empty() && (!next || *queue.ready_expiries.begin() < *next)) {
+        next = *queue.ready_expiries.begin();
       }
     }
     return next;
@@ -253,8 +323,7 @@ class BrokerState : public AckSink {
       for (std::size_t tried = 0; tried < queue.consumers.size(); ++tried) {
         auto consumer = queue.consumers[queue.next_consumer++ % queue.consumers.size()];
         if (!consumer->has_room()) continue;
-        Message message = std::move(queue.ready.front());
-        queue.ready.pop_front();
+        Message message = queue.pop_front();
         const std::uint64_t tag = next_id_++;
         ++consumer->calls_in_progress;
         if (consumer->auto_ack_handler) {
@@ -287,6 +356,10 @@ class BrokerState : public AckSink {
   std::map<std::string, Queue> queues_;
   std::map<std::uint64_t, std::shared_ptr<Consumer>> consumers_;
   std::deque<std::function<void()>> callbacks_;
+  std::unique_ptr<Journal> journal_;
+  std::uint64_t next_journal_id_ = 1;
+  std::size_t staged_puts_ = 0;  // journal puts staged since start (to tell which publishes wait)
+  std::vector<std::pair<PublishCallback, PublishStatus>> awaiting_sync_;  // confirmed by the next flush
   std::uint64_t next_id_ = 1;
   bool stopping_ = false;
   std::thread::id dispatcher_thread_;
@@ -296,6 +369,21 @@ void BrokerState::run_dispatcher() {
   std::unique_lock lock(mu_);
   dispatcher_thread_ = std::this_thread::get_id();
   while (!stopping_) {
+    if (journal_ && journal_->has_staged()) {
+      // One synced write for everything staged since the last one: the group
+      // commit that lets many publishes share a sync.
+      auto batch = journal_->take_staged();
+      auto waiting = std::move(awaiting_sync_);
+      awaiting_sync_.clear();
+      lock.unlock();
+      const bool written = journal_->write(*batch);
+      lock.lock();
+      for (auto& [done, status] : waiting) {
+        const PublishStatus outcome = written ? status : PublishStatus::failed;
+        callbacks_.push_back([done = std::move(done), outcome] { done(outcome); });
+      }
+      continue;
+    }
     if (!callbacks_.empty()) {
       auto callback = std::move(callbacks_.front());
       callbacks_.pop_front();
@@ -312,11 +400,18 @@ void BrokerState::run_dispatcher() {
       cv_.wait(lock);
     }
   }
+  // Whatever was staged still reaches the disk (its publishes get no confirm).
+  if (journal_ && journal_->has_staged()) {
+    auto batch = journal_->take_staged();
+    lock.unlock();
+    journal_->write(*batch);
+  }
 }
 
 class InprocBroker {
  public:
-  InprocBroker() : state_(std::make_shared<BrokerState>()) {
+  explicit InprocBroker(std::unique_ptr<Journal> journal = nullptr)
+      : state_(std::make_shared<BrokerState>(std::move(journal))) {
     state_->self_ = state_;
     dispatcher_ = std::thread([state = state_] { state->run_dispatcher(); });
   }
@@ -412,6 +507,14 @@ std::size_t inproc_pending(InprocBroker& broker, const std::string& queue) {
 
 std::shared_ptr<InprocBroker> make_inproc_broker() {
   return std::make_shared<InprocBroker>();
+}
+
+core::Result<std::shared_ptr<InprocBroker>> open_inproc_broker(const std::string& journal_path) {
+  auto journal = Journal::open(journal_path);
+  if (!journal) return journal.error();
+  auto broker = std::make_shared<InprocBroker>(std::move(*journal));
+  if (auto recovered = broker->state().recover(); !recovered) return recovered.error();
+  return broker;
 }
 
 std::unique_ptr<Bus> connect_inproc(std::shared_ptr<InprocBroker> broker) {

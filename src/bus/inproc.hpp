@@ -2,8 +2,10 @@
 #pragma once
 
 #include "bus/bus.hpp"
+#include "core/errors.hpp"
 
 #include <memory>
+#include <string>
 
 namespace intercomm::bus {
 
@@ -18,6 +20,15 @@ class InprocBroker;
 // Publishes are confirmed once the message is in every bound queue.
 // Messages live in memory: nothing survives the process.
 std::shared_ptr<InprocBroker> make_inproc_broker();
+
+// The same broker with a journal in `journal_path` (RocksDB): a persistent
+// message without expiration routed to a durable queue (a declared worker
+// queue, dead_letters) is confirmed only once it is on disk — many publishes
+// share one synced write — and leaves the journal when it is acked, dropped or
+// dead-lettered. Opening it puts the journaled messages back in their queues,
+// marked redelivered: nothing confirmed is lost when the process crashes, and
+// a message may be delivered again (at least once; consumers de-duplicate).
+core::Result<std::shared_ptr<InprocBroker>> open_inproc_broker(const std::string& journal_path);
 
 // Messages in `queue` not yet acked (ready + in hand): lets `intercomm run`
 // drain its queues before a clean exit.

@@ -36,6 +36,10 @@ void Metrics::rpc_finished(std::string_view method, bool timed_out) {
   if (timed_out) ++rpc_timeouts_[std::string(method)];
 }
 
+void Metrics::add_source(std::function<std::string()> render_family) {
+  sources_.push_back(std::move(render_family));
+}
+
 std::string Metrics::render() const {
   std::string out;
   const auto family = [&](std::string_view name, std::string_view type, std::string_view help) {
@@ -86,6 +90,7 @@ std::string Metrics::render() const {
   for (const auto& [method, count] : rpc_timeouts_) {
     out += fmt::format("intercomm_rpc_timeouts_total{{method=\"{}\"}} {}\n", method, count);
   }
+  for (const auto& source : sources_) out += source();
   return out;
 }
 

@@ -5,11 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace intercomm::gateway {
 
@@ -37,6 +39,10 @@ class Metrics {
   void websocket_opened() noexcept { websockets_.fetch_add(1, std::memory_order_relaxed); }
   void websocket_closed() noexcept { websockets_.fetch_sub(1, std::memory_order_relaxed); }
 
+  // Extra families rendered after the gateway's own, e.g. the in-process
+  // workers' counters in `intercomm run`. Add sources before serving starts.
+  void add_source(std::function<std::string()> render_family);
+
   std::string render() const;
 
  private:
@@ -54,6 +60,7 @@ class Metrics {
   std::map<std::string, std::uint64_t> jobs_;
   std::map<std::string, std::uint64_t> rpc_calls_;
   std::map<std::string, std::uint64_t> rpc_timeouts_;
+  std::vector<std::function<std::string()>> sources_;
 };
 
 }  // namespace intercomm::gateway

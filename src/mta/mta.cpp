@@ -122,7 +122,12 @@ class Jobs {
       message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
     const std::string stored_text = json::serialize(core::to_json(*message));
 
-    auto written = store_.put_if_absent(kMessages, message->message_id, stored_text);
+    // New: the message and both inbox entries in one write where the store
+    // can (one sync). Already there: a redelivery, whose index entries are
+    // re-added below in case the first attempt stopped half-way.
+    auto written = store_.put_if_absent_indexed(kMessages, message->message_id, stored_text,
+                                                {{kInbox, message->sender}, {kInbox, message->receiver}},
+                                                message->message_id);
     if (!written) return unavailable(written.error());
     if (!*written) {
       // A redelivery, or a client reusing an id: the same message is fine.
@@ -133,10 +138,10 @@ class Jobs {
         return Error::of(ErrorCode::conflict, "message_id: already used for a different message");
       }
       *message = *existing;
-    }
-    for (const auto& user : {message->sender, message->receiver}) {
-      if (auto added = store_.index_add(kInbox, user, message->message_id); !added) {
-        return unavailable(added.error());
+      for (const auto& user : {message->sender, message->receiver}) {
+        if (auto added = store_.index_add(kInbox, user, message->message_id); !added) {
+          return unavailable(added.error());
+        }
       }
     }
     if (auto queued = queue_delivery(*message); !queued) return queued.error();

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 
 #include <array>
 #include <filesystem>
@@ -91,6 +92,27 @@ class RocksStore final : public Store {
     if (!read.IsNotFound()) return failure(read, "get");
     const auto status = db_->Put(write_, full_key, rocksdb::Slice(value.data(), value.size()));
     if (!status.ok()) return failure(status, "put");
+    return true;
+  }
+
+  core::Result<bool> put_if_absent_indexed(const Bucket& bucket, std::string_view key, std::string_view value,
+                                           const std::vector<IndexEntry>& indexes,
+                                           std::string_view entry) override {
+    const std::string full_key = value_key(bucket, key);
+    std::lock_guard lock(stripes_[std::hash<std::string>()(full_key) % stripes_.size()]);
+    std::string existing;
+    const auto read = db_->Get(rocksdb::ReadOptions(), full_key, &existing);
+    if (read.ok()) return false;
+    if (!read.IsNotFound()) return failure(read, "get");
+    rocksdb::WriteBatch batch;
+    batch.Put(full_key, rocksdb::Slice(value.data(), value.size()));
+    for (const auto& index : indexes) {
+      std::string index_entry = index_prefix(index.bucket, index.index_key);
+      index_entry.append(entry);
+      batch.Put(index_entry, rocksdb::Slice());
+    }
+    const auto status = db_->Write(write_, &batch);
+    if (!status.ok()) return failure(status, "batch write");
     return true;
   }
 
@@ -199,6 +221,10 @@ core::Result<std::unique_ptr<Store>> open_rocksdb(const RocksOptions& options) {
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   db_options.IncreaseParallelism(2);
+  // Writers waiting for a group commit sleep instead of spinning: the MTA runs
+  // many handler threads on few cores, and a spinning waiter takes CPU from
+  // the ones doing work.
+  db_options.enable_write_thread_adaptive_yield = false;
   rocksdb::DB* raw = nullptr;
   const auto status = rocksdb::DB::Open(db_options, options.path, &raw);
   if (!status.ok()) {

@@ -57,6 +57,20 @@ class Store {
   // and processes sharing the backend.
   virtual core::Result<bool> put_if_absent(const Bucket& bucket, std::string_view key,
                                            std::string_view value) = 0;
+  // put_if_absent, and when it wrote, also adds `entry` to each index in
+  // `indexes` (bucket, index_key). Backends that can do it in one atomic write
+  // do (RocksDB: one synced WriteBatch, so one sync instead of 1 + N); the
+  // others do the steps in order. Either way a retry after a failure is safe:
+  // callers re-add the index entries when this returns false.
+  struct IndexEntry {
+    Bucket bucket;
+    std::string index_key;
+  };
+  virtual core::Result<bool> put_if_absent_indexed(const Bucket& bucket, std::string_view key,
+                                                   std::string_view value,
+                                                   const std::vector<IndexEntry>& indexes,
+                                                   std::string_view entry);
+
   // True when something was removed.
   virtual core::Result<bool> remove(const Bucket& bucket, std::string_view key) = 0;
 

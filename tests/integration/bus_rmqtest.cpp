@@ -298,7 +298,7 @@ TEST_P(BusConformance, ConsumingAMissingQueueFails) {
   EXPECT_EQ(publish_and_wait(*bus_, kExchange, job("after"), kTimeout), PublishStatus::confirmed);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BusConformance, ::testing::Values("inproc", "amqp"),
+INSTANTIATE_TEST_SUITE_P(Backends, BusConformance, ::testing::Values("inproc", "inproc_journal", "amqp"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

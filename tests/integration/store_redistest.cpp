@@ -240,6 +240,26 @@ TEST_P(StoreConformance, DataOutlivesTheConnection) {
   EXPECT_TRUE(store_->ping());
 }
 
+TEST_P(StoreConformance, PutIfAbsentIndexedWritesValueAndEntriesOnlyTheFirstTime) {
+  const Bucket inbox = bucket(bucket_.name + "_inbox");
+  const std::vector<Store::IndexEntry> indexes{{inbox, "alice"}, {inbox, "bob"}};
+  auto first = store_->put_if_absent_indexed(bucket_, "m1", "hello", indexes, "m1");
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(*first);
+  auto again = store_->put_if_absent_indexed(bucket_, "m1", "other", {{inbox, "carol"}}, "m1");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(store_->get(bucket_, "m1").value(), std::optional<std::string>("hello"));
+  for (const char* user : {"alice", "bob"}) {
+    auto page = store_->range(inbox, user, RangeQuery{});
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->entries, std::vector<std::string>{"m1"}) << user;
+  }
+  auto carol = store_->range(inbox, "carol", RangeQuery{});
+  ASSERT_TRUE(carol);
+  EXPECT_TRUE(carol->entries.empty()) << "a value already there adds no index entry";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values("rocksdb", "redis", "redis_cluster"),
                          [](const auto& info) { return info.param; });
 

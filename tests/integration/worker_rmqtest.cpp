@@ -348,7 +348,7 @@ TEST_P(WorkerSuite, StopFinishesWorkInHandAndLeavesTheRestQueued) {
   next.stop();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, WorkerSuite, ::testing::Values("inproc", "amqp"),
+INSTANTIATE_TEST_SUITE_P(Backends, WorkerSuite, ::testing::Values("inproc", "inproc_journal", "amqp"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

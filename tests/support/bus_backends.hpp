@@ -24,13 +24,14 @@ inline std::string test_amqp_url() {
 // Makes connections to one backend: all connections of a test share its broker.
 class BusFactory {
  public:
-  explicit BusFactory(const std::string& backend) : backend_(backend) {
-    if (backend_ == "inproc") broker_ = bus::make_inproc_broker();
-  }
+  // "inproc", "inproc_journal" (the in-process broker with a journal in a
+  // fresh folder of its own) or "amqp".
+  explicit BusFactory(const std::string& backend);
+  ~BusFactory();
 
   // A connected bus, or a test failure saying why there is none.
   std::unique_ptr<bus::Bus> connect() {
-    if (backend_ == "inproc") return bus::connect_inproc(broker_);
+    if (broker_) return bus::connect_inproc(broker_);
     const std::string url = test_amqp_url();
     if (url.empty()) {
       ADD_FAILURE() << "INTERCOMM_TEST_AMQP is not set: run through scripts/test.sh, which starts RabbitMQ";
@@ -48,6 +49,7 @@ class BusFactory {
 
  private:
   std::string backend_;
+  std::string journal_;
   std::shared_ptr<bus::InprocBroker> broker_;
 };
 

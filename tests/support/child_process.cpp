@@ -74,8 +74,16 @@ std::string ChildProcess::wait_for_line(const std::string& prefix, std::chrono::
 }
 
 int ChildProcess::terminate(std::chrono::seconds timeout) {
+  return signal_and_wait(SIGTERM, timeout);
+}
+
+int ChildProcess::kill_now() {
+  return signal_and_wait(SIGKILL, std::chrono::seconds(20));
+}
+
+int ChildProcess::signal_and_wait(int signal, std::chrono::seconds timeout) {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
+  kill(pid_, signal);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;

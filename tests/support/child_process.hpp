@@ -28,8 +28,12 @@ class ChildProcess {
 
   // SIGTERM, then the exit code (-1 if it did not exit within `timeout`).
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(20));
+  // SIGKILL (a crash), then the exit code (128 + 9).
+  int kill_now();
 
  private:
+  int signal_and_wait(int signal, std::chrono::seconds timeout);
+
   pid_t pid_ = -1;
   int stdout_fd_ = -1;
   std::string buffer_;

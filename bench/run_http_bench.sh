@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# POST /v1/messages accepted/s and latency: intercomm embedded (`intercomm run`),
+# split (gateway + MTA over RabbitMQ and Redis), and nginx answering a fixed 202
+# to the same requests (the HTTP ceiling of this machine), all in one run, with
+# wrk as the load. "stored/s" divides the messages accepted by the time from the
+# load's start until the last of them was stored (the sustained rate). Prints a
+# Markdown table.
+#   bench/run_http_bench.sh [--duration SECONDS] [--connections "1 64"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=10
+connections="1 64"
+while (($#)); do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration SECONDS] [--connections \"1 64\"]" >&2; exit 2 ;;
+  esac
+done
+
+scripts/setup.sh nginx wrk curl rabbitmq-server redis-server redis-tools
+scripts/build.sh release > /dev/null
+bin=build/release/intercomm
+dir=$PWD/build/bench-http
+rm -rf "$dir"
+mkdir -p "$dir"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  tests/support/rabbitmq.sh stop "$dir/rabbitmq" > /dev/null 2>&1 || true
+  tests/support/redis.sh stop "$dir/redis" > /dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_http() {  # URL
+  for _ in $(seq 300); do
+    curl -fs "$1" > /dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "run_http_bench.sh: nothing answers at $1" >&2
+  return 1
+}
+
+secret=bench-secret
+token=$("$bin" token --secret "$secret" --user alice --ttl 86400)
+cat > "$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"receiver":"bob","body":"merhaba, a benchmark message of about sixty bytes"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+
+# Runs wrk against URL with C connections; prints "rate p50 p99 non2xx".
+load() {
+  local url=$1 c=$2 out
+  out=$(wrk -t1 -c"$c" -d"${duration}s" --latency -s "$dir/post.lua" "$url")
+  python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+print(f"{rate:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
+PY
+}
+
+# Sends one more message after the load and waits until it can be read: the
+# queue is first in, first out, so by then the backlog of the load is stored.
+# Prints the seconds that took.
+backlog_seconds() {  # BASE_URL
+  local start id
+  start=$(date +%s.%N)
+  id=$(curl -fs -X POST "$1/v1/messages" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"receiver":"bob","body":"sentinel"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["message_id"])')
+  for _ in $(seq 6000); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1/v1/messages/$id" -H "Authorization: Bearer $token") == 200 ]] && break
+    sleep 0.1
+  done
+  python3 -c "import time; print(f'{time.time() - $start:.1f}')"
+}
+
+results=()
+measure() {  # NAME BASE_URL (nginx: no backlog)
+  for c in $connections; do
+    local started finished drain stored
+    started=$(date +%s.%N)
+    read -r rate p50 p99 bad < <(load "$2/v1/messages" "$c")
+    if [[ $1 == nginx ]]; then
+      stored="-"
+    else
+      drain=$(backlog_seconds "$2")
+      finished=$(date +%s.%N)
+      stored=$(python3 -c "print(f'{$rate * $duration / ($finished - $started):.0f}')")
+      echo "  $1: the backlog was stored ${drain} s after the load ended" >&2
+    fi
+    results+=("$1|$c|$rate|$p50|$p99|$bad|$stored")
+    echo "  $1, $c connections: $rate/s accepted, $stored/s stored, p50 $p50 ms, p99 $p99 ms, non-2xx $bad" >&2
+  done
+}
+
+echo "== nginx (fixed 202)" >&2
+nginx_port=$(free_port)
+mkdir -p "$dir/nginx"
+cat > "$dir/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/body;
+  proxy_temp_path $dir/nginx/proxy;
+  fastcgi_temp_path $dir/nginx/fastcgi;
+  uwsgi_temp_path $dir/nginx/uwsgi;
+  scgi_temp_path $dir/nginx/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /v1/messages {
+      default_type application/json;
+      return 202 '{"message_id":"01M8ZBENCH0000000000000000","status":"accepted"}';
+    }
+    location = /healthz { return 200 'ok'; }
+  }
+}
+NGINX
+nginx -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" &
+pids+=($!)
+wait_http "http://127.0.0.1:$nginx_port/healthz"
+measure nginx "http://127.0.0.1:$nginx_port"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo "== intercomm run (embedded: in-process bus, RocksDB)" >&2
+port=$(free_port)
+"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
+  > "$dir/embedded.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+measure embedded "http://127.0.0.1:$port"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo "== split (intercomm gateway + intercomm mta, RabbitMQ, Redis)" >&2
+amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
+redis=$(tests/support/redis.sh start "$dir/redis")
+"$bin" mta --amqp "$amqp" --store "$redis" --log-level warn > "$dir/mta.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do grep -q "intercomm mta: serving" "$dir/mta.log" && break; sleep 0.1; done
+port=$(free_port)
+"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+  > "$dir/gateway.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+measure split "http://127.0.0.1:$port"
+
+echo
+echo "wrk -t1, ${duration} s per row, POST /v1/messages with a bearer token and a 62-byte body."
+echo
+echo "| target | connections | accepted/s | p50 ms | p99 ms | non-202 | vs nginx | stored/s (sustained) |"
+echo "|---|---|---|---|---|---|---|---|"
+declare -A ceiling
+for row in "${results[@]}"; do
+  IFS='|' read -r name c rate p50 p99 bad stored <<< "$row"
+  [[ $name == nginx ]] && ceiling[$c]=$rate
+done
+for row in "${results[@]}"; do
+  IFS='|' read -r name c rate p50 p99 bad stored <<< "$row"
+  ratio=$(python3 -c "print(f'{100*$rate/${ceiling[$c]}:.0f}%')")
+  echo "| $name | $c | $rate | $p50 | $p99 | $bad | $ratio | $stored |"
+done
