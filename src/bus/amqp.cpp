@@ -319,6 +319,28 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     });
   }
 
+  void bind_reply_queue(std::string exchange, std::string key, bool bind,
+                        std::function<void(Result<void>)> done) {
+    post(Command{false, [this, exchange = std::move(exchange), key = std::move(key), bind,
+                         done = std::move(done)] {
+                   const auto binding = std::make_pair(exchange, key);
+                   if (bind) {
+                     reply_bindings_.insert(binding);
+                   } else {
+                     reply_bindings_.erase(binding);
+                   }
+                   std::string queue;
+                   {
+                     std::lock_guard lock(mu_);
+                     queue = reply_queue_;
+                   }
+                   // Not connected: applied with the reply queue on connect.
+                   Result<void> result;
+                   if (conn_ && connected_ && !queue.empty()) result = apply_reply_binding(queue, exchange, key, bind);
+                   if (done) done(std::move(result));
+                 }});
+  }
+
   void settle(std::uint64_t tag, std::uint64_t generation, bool ack, bool requeue) override {
     post(Command{false, [this, tag, generation, ack, requeue] {
                    const auto channel = static_cast<amqp_channel_t>(generation & 0xFFFF);
@@ -631,10 +653,29 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     std::string name = string_of(declared->queue);
     amqp_basic_consume(conn_, kPublishChannel, bytes_of(name), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
     if (auto ok = rpc_result(kPublishChannel, "basic.consume reply queue"); !ok) return ok;
-    std::lock_guard lock(mu_);
-    reply_queue_ = std::move(name);
+    {
+      std::lock_guard lock(mu_);
+      reply_queue_ = name;
+    }
+    for (const auto& [exchange, key] : reply_bindings_) {
+      if (auto ok = apply_reply_binding(name, exchange, key, true); !ok) return ok;
+    }
     return {};
   }
+
+  Result<void> apply_reply_binding(const std::string& queue, const std::string& exchange, const std::string& key,
+                                   bool bind) {
+    if (!ensure_declare_channel()) return unavailable("bus: cannot open a channel");
+    if (bind) {
+      amqp_queue_bind(conn_, kDeclareChannel, bytes_of(queue), bytes_of(exchange), bytes_of(key), amqp_empty_table);
+    } else {
+      amqp_queue_unbind(conn_, kDeclareChannel, bytes_of(queue), bytes_of(exchange), bytes_of(key),
+                        amqp_empty_table);
+    }
+    return rpc_result(kDeclareChannel, (bind ? "queue.bind " : "queue.unbind ") + key);
+  }
+
+
 
   Result<void> subscribe(std::uint64_t id, ConsumerRegistration& registration) {
     if (!conn_) return {};  // subscribed on connect
@@ -841,6 +882,7 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   std::set<amqp_channel_t> open_channels_;
   std::uint64_t next_consumer_id_ = 1;
   std::function<void(Envelope)> reply_handler_;
+  std::set<std::pair<std::string, std::string>> reply_bindings_;  // (exchange, key) of the reply queue
   std::string last_logged_;
 };
 
@@ -888,6 +930,11 @@ class AmqpBus : public Bus {
   }
 
   std::string reply_queue() const override { return core_->reply_queue(); }
+
+  void bind_reply_queue(std::string exchange, std::string key, bool bind,
+                        std::function<void(core::Result<void>)> done) override {
+    core_->bind_reply_queue(std::move(exchange), std::move(key), bind, std::move(done));
+  }
 
   bool connected() const override { return core_->connected(); }
 

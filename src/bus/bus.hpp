@@ -138,6 +138,15 @@ class Bus {
   virtual core::Result<void> open_reply_queue(std::function<void(Envelope)> on_reply) = 0;
   virtual std::string reply_queue() const = 0;
 
+  // Binds (bind = true) or unbinds the reply queue to `exchange` with `key`
+  // (e.g. inter_comm.live, user.alice): messages published there arrive
+  // through the reply handler too, auto-acked — live messages that nobody
+  // retries. Bindings are remembered and re-applied to the new reply queue
+  // after a reconnect (what was published meanwhile is not seen). `done` runs
+  // once, on a bus thread, when the broker applied it; never blocks.
+  virtual void bind_reply_queue(std::string exchange, std::string key, bool bind,
+                                std::function<void(core::Result<void>)> done) = 0;
+
   // True while connected (for readiness checks).
   virtual bool connected() const = 0;
 };

@@ -196,9 +196,44 @@ class BrokerState : public AckSink {
     return name;
   }
 
+  // Binds or unbinds `queue` to `exchange` with `key`; `done` runs on the dispatcher.
+  void bind(const std::string& exchange, const std::string& key, const std::string& queue, bool bind,
+            std::function<void(core::Result<void>)> done) {
+    std::lock_guard lock(mu_);
+    core::Result<void> result;
+    auto found = exchanges_.find(exchange);
+    if (found == exchanges_.end()) {
+      result = core::Error::of(core::ErrorCode::not_found, "exchange: " + exchange + " does not exist");
+    } else if (queue.empty() || !queues_.contains(queue)) {
+      result = core::Error::of(core::ErrorCode::unavailable, "reply queue: not open");
+    } else {
+      auto& bindings = found->second;
+      bool bound = false;
+      for (auto [it, end] = bindings.equal_range(key); it != end; ++it) {
+        if (it->second != queue) continue;
+        if (!bind) {
+          bindings.erase(it);
+        } else {
+          bound = true;
+        }
+        break;
+      }
+      if (bind && !bound) bindings.emplace(key, queue);
+    }
+    if (done) callbacks_.push_back([done = std::move(done), result = std::move(result)] { done(result); });
+    cv_.notify_all();
+  }
+
   void drop_exclusive_queues(std::uint64_t owner) {
     std::lock_guard lock(mu_);
-    std::erase_if(queues_, [owner](const auto& entry) { return entry.second.exclusive_owner == owner; });
+    std::set<std::string> dropped;
+    for (const auto& [name, queue] : queues_) {
+      if (queue.exclusive_owner == owner) dropped.insert(name);
+    }
+    for (const auto& name : dropped) queues_.erase(name);
+    for (auto& [exchange, bindings] : exchanges_) {
+      std::erase_if(bindings, [&](const auto& binding) { return dropped.contains(binding.second); });
+    }
   }
 
   std::size_t pending(const std::string& queue_name) {
@@ -487,6 +522,11 @@ class InprocBus : public Bus {
   std::string reply_queue() const override {
     std::lock_guard lock(mu_);
     return reply_queue_;
+  }
+
+  void bind_reply_queue(std::string exchange, std::string key, bool bind,
+                        std::function<void(core::Result<void>)> done) override {
+    broker_->state().bind(exchange, key, reply_queue(), bind, std::move(done));
   }
 
   bool connected() const override { return true; }

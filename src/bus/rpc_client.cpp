@@ -14,10 +14,11 @@ namespace intercomm::bus {
 using core::Error;
 using core::ErrorCode;
 
-core::Result<std::unique_ptr<RpcClient>> RpcClient::open(Bus& bus) {
+core::Result<std::unique_ptr<RpcClient>> RpcClient::open(Bus& bus, Intercept intercept) {
   std::unique_ptr<RpcClient> client(new RpcClient(bus));
   client->guard_->client = client.get();
-  auto on_reply = [guard = client->guard_](Envelope reply) {
+  auto on_reply = [guard = client->guard_, intercept = std::move(intercept)](Envelope reply) {
+    if (intercept && intercept(reply)) return;
     std::lock_guard lock(guard->mu);
     if (guard->client != nullptr) guard->client->on_reply(std::move(reply));
   };

@@ -32,8 +32,13 @@ using RpcCallback = std::function<void(RpcResult)>;
 // calls may be in flight. Thread-safe. The bus must outlive the client.
 class RpcClient {
  public:
+  // Called first for every message on the reply queue; returns true when it
+  // took the message (e.g. live deliveries bound onto the same queue with
+  // Bus::bind_reply_queue). Runs on a bus thread and must not block.
+  using Intercept = std::function<bool(Envelope&)>;
+
   // Opens the bus's reply queue; fails when the bus cannot.
-  static core::Result<std::unique_ptr<RpcClient>> open(Bus& bus);
+  static core::Result<std::unique_ptr<RpcClient>> open(Bus& bus, Intercept intercept = nullptr);
   ~RpcClient();
   RpcClient(const RpcClient&) = delete;
   RpcClient& operator=(const RpcClient&) = delete;
