@@ -10,6 +10,7 @@
 #include "gateway/api.hpp"
 #include "gateway/jwt.hpp"
 #include "gateway/server.hpp"
+#include "mda/mda.hpp"
 #include "mta/mta.hpp"
 #include "store/open.hpp"
 #include "worker/worker.hpp"
@@ -30,14 +31,6 @@
 namespace {
 
 using intercomm::core::Config;
-
-// A subcommand whose service is planned in DESIGN.md but not built in this
-// version. It says so and fails, rather than pretending to serve.
-int not_built(std::string_view name, std::string_view role) {
-  fmt::print(stderr, "intercomm {}: not built yet in version {} ({}).\n", name, intercomm::core::version(),
-             role);
-  return 2;
-}
 
 // SIGTERM and SIGINT are blocked in every thread and taken by wait_for_stop().
 sigset_t stop_signals() {
@@ -114,28 +107,43 @@ intercomm::mta::MtaOptions mta_options(const Config& config) {
   return options;
 }
 
-// intercomm mta: serves rpc_queue_mta over RabbitMQ until SIGTERM, then drains.
-int run_mta(const Config& config, const WorkerFlags& flags) {
+using RegisterJobs =
+    std::function<void(intercomm::worker::Worker&, intercomm::store::Store&, intercomm::bus::Bus&)>;
+
+// intercomm mta / intercomm mda: a worker serving rpc_queue_<name> over
+// RabbitMQ until SIGTERM, then draining.
+int run_worker(const Config& config, const WorkerFlags& flags, std::string_view name,
+               const RegisterJobs& jobs) {
   intercomm::core::logging::init(config.log_format, config.log_level);
   auto store = intercomm::store::open_store(config.store);
   if (!store) {
-    fmt::print(stderr, "intercomm mta: {}\n", store.error().message);
+    fmt::print(stderr, "intercomm {}: {}\n", name, store.error().message);
     return 1;
   }
-  auto bus = connect_rabbitmq(config, "mta");
+  auto bus = connect_rabbitmq(config, name);
   if (!bus) return 1;
-  intercomm::worker::Worker worker(*bus, std::string(intercomm::mta::kWorkerName), worker_options(flags));
-  intercomm::mta::register_jobs(worker, **store, *bus, mta_options(config));
+  intercomm::worker::Worker worker(*bus, std::string(name), worker_options(flags));
+  jobs(worker, **store, *bus);
   if (auto started = worker.start(); !started) {
-    fmt::print(stderr, "intercomm mta: {}\n", started.error().message);
+    fmt::print(stderr, "intercomm {}: {}\n", name, started.error().message);
     return 1;
   }
   // Scripts and tests wait for this line: the queue and its bindings exist now.
-  fmt::print("intercomm mta: serving {}\n", worker.queue());
+  fmt::print("intercomm {}: serving {}\n", name, worker.queue());
   std::fflush(stdout);
   wait_for_stop();
   worker.stop();
   return 0;
+}
+
+RegisterJobs mta_jobs(const Config& config) {
+  return [options = mta_options(config)](auto& worker, auto& store, auto& bus) {
+    intercomm::mta::register_jobs(worker, store, bus, options);
+  };
+}
+
+RegisterJobs mda_jobs() {
+  return [](auto& worker, auto& store, auto& bus) { intercomm::mda::register_jobs(worker, store, bus); };
 }
 
 // intercomm token: a development token signed with the configured secret.
@@ -202,6 +210,12 @@ std::string random_hex(std::size_t bytes) {
   return hex;
 }
 
+intercomm::gateway::StreamOptions stream_options(const Config& config) {
+  intercomm::gateway::StreamOptions options;
+  options.rpc_timeout = std::chrono::milliseconds(config.rpc_timeout_ms);
+  return options;
+}
+
 // intercomm gateway: REST over RabbitMQ until SIGTERM.
 int run_gateway(const Config& config) {
   intercomm::core::logging::init(config.log_format, config.log_level);
@@ -216,11 +230,15 @@ int run_gateway(const Config& config) {
   if (!options) return 2;
   auto bus = connect_rabbitmq(config, "gateway");
   if (!bus) return 1;
-  auto rpc = intercomm::bus::RpcClient::open(*bus);
+  auto stream = std::make_shared<intercomm::gateway::StreamHub>(*bus, stream_options(config));
+  auto rpc = intercomm::bus::RpcClient::open(
+      *bus, [stream](intercomm::bus::Envelope& e) { return stream->deliver(e); });
   if (!rpc) {
     fmt::print(stderr, "intercomm gateway: {}\n", rpc.error().message);
     return 1;
   }
+  stream->set_rpc(**rpc);
+  options->stream = stream;
   intercomm::gateway::Router router;
   intercomm::gateway::add_api_routes(router, *bus, **rpc, std::move(*options));
   const auto listen = server_options(config, metrics);
@@ -252,9 +270,7 @@ std::string bus_journal_path(std::string_view store) {
 // The in-process workers' counters, for the gateway's /metrics in `intercomm run`.
 std::string worker_metrics(const intercomm::worker::Worker& worker) {
   const auto stats = worker.stats();
-  std::string out =
-      "# HELP intercomm_worker_jobs_total Jobs a worker of this process settled, by outcome.\n"
-      "# TYPE intercomm_worker_jobs_total counter\n";
+  std::string out;
   for (const auto& [outcome, count] : {std::pair<const char*, std::uint64_t>{"acked", stats.acked},
                                        {"requeued", stats.requeued},
                                        {"dead_lettered", stats.dead_lettered}}) {
@@ -295,8 +311,10 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     broker = std::move(*opened);
   }
   auto mta_bus = connect();
+  auto mda_bus = connect();
   auto gateway_bus = connect();
   if (!wait_connected_or_stop(*mta_bus, std::chrono::seconds(30)) ||
+      !wait_connected_or_stop(*mda_bus, std::chrono::seconds(30)) ||
       !wait_connected_or_stop(*gateway_bus, std::chrono::seconds(30))) {
     fmt::print(stderr, "intercomm run: cannot reach RabbitMQ at {}\n",
                intercomm::core::mask_url_password(config.amqp));
@@ -308,12 +326,26 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
     return 1;
   }
-  auto rpc = intercomm::bus::RpcClient::open(*gateway_bus);
+  intercomm::worker::Worker mda(*mda_bus, std::string(intercomm::mda::kWorkerName), worker_options(flags));
+  intercomm::mda::register_jobs(mda, **store, *mda_bus);
+  if (auto started = mda.start(); !started) {
+    fmt::print(stderr, "intercomm run: {}\n", started.error().message);
+    return 1;
+  }
+  auto stream = std::make_shared<intercomm::gateway::StreamHub>(*gateway_bus, stream_options(config));
+  auto rpc = intercomm::bus::RpcClient::open(
+      *gateway_bus, [stream](intercomm::bus::Envelope& e) { return stream->deliver(e); });
   if (!rpc) {
     fmt::print(stderr, "intercomm run: {}\n", rpc.error().message);
     return 1;
   }
-  metrics.add_source([&mta] { return worker_metrics(mta); });
+  stream->set_rpc(**rpc);
+  options->stream = stream;
+  metrics.add_source([&mta, &mda] {
+    return "# HELP intercomm_worker_jobs_total Jobs a worker of this process settled, by outcome.\n"
+           "# TYPE intercomm_worker_jobs_total counter\n" +
+           worker_metrics(mta) + worker_metrics(mda);
+  });
   intercomm::gateway::Router router;
   intercomm::store::Store* store_ptr = store->get();
   options->ready = [store_ptr] { return store_ptr->ping(); };
@@ -338,21 +370,25 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   }
   std::fflush(stdout);
   wait_for_stop();
-  // Stop taking requests, give the MTA a moment to empty its queue, then stop
-  // it. Jobs still queued stay in the journal and are served at the next start.
+  // Stop taking requests, give the workers a moment to empty their queues,
+  // then stop them. Jobs still queued stay in the journal and are served at
+  // the next start.
   server.stop();
   if (broker) {
-    const auto queue = intercomm::bus::worker_queue(intercomm::mta::kWorkerName);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (intercomm::bus::inproc_pending(*broker, queue) > 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (const auto left = intercomm::bus::inproc_pending(*broker, queue); left > 0) {
-      spdlog::info("{} jobs left in {}: journaled, served at the next start", left, queue);
+    for (const auto name : {intercomm::mta::kWorkerName, intercomm::mda::kWorkerName}) {
+      const auto queue = intercomm::bus::worker_queue(name);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (intercomm::bus::inproc_pending(*broker, queue) > 0 &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (const auto left = intercomm::bus::inproc_pending(*broker, queue); left > 0) {
+        spdlog::info("{} jobs left in {}: journaled, served at the next start", left, queue);
+      }
     }
   }
   mta.stop();
+  mda.stop();
   return 0;
 }
 
@@ -373,7 +409,7 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "All in one: gateway + MTA + MDA, in-process bus, RocksDB store");
   add_config_options(*run, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
 
-  auto* gateway = app.add_subcommand("gateway", "REST gateway over RabbitMQ (WebSocket not built yet)");
+  auto* gateway = app.add_subcommand("gateway", "REST and WebSocket gateway over RabbitMQ");
   add_config_options(*gateway, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
 
   auto* mta = app.add_subcommand("mta", "Message Transfer Agent worker: serves rpc_queue_mta over RabbitMQ");
@@ -382,8 +418,11 @@ int main(int argc, char** argv) {
   add_worker_options(*mta, worker_flags);
   add_worker_options(*run, worker_flags);
 
-  auto* mda = app.add_subcommand("mda", "Message Delivery Agent worker (not built yet)");
+  auto* mda = app.add_subcommand("mda",
+                                 "Message Delivery Agent worker: serves rpc_queue_mda over RabbitMQ (live "
+                                 "delivery; webhooks not built yet)");
   add_config_options(*mda, config, kAmqp | kStore | kLogging);
+  add_worker_options(*mda, worker_flags);
 
   std::string token_user;
   long token_ttl = 3600;
@@ -407,8 +446,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (gateway->parsed()) return run_gateway(config);
-  if (mta->parsed()) return run_mta(config, worker_flags);
-  if (mda->parsed()) return not_built("mda", "delivers messages live and to webhooks");
+  if (mta->parsed()) return run_worker(config, worker_flags, intercomm::mta::kWorkerName, mta_jobs(config));
+  if (mda->parsed()) return run_worker(config, worker_flags, intercomm::mda::kWorkerName, mda_jobs());
   if (token->parsed()) return mint_token(config, token_user, token_ttl);
   return 2;
 }

@@ -321,8 +321,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
 
   void bind_reply_queue(std::string exchange, std::string key, bool bind,
                         std::function<void(Result<void>)> done) {
-    post(Command{false, [this, exchange = std::move(exchange), key = std::move(key), bind,
-                         done = std::move(done)] {
+    post(Command{false,
+                 [this, exchange = std::move(exchange), key = std::move(key), bind, done = std::move(done)] {
                    const auto binding = std::make_pair(exchange, key);
                    if (bind) {
                      reply_bindings_.insert(binding);
@@ -336,7 +336,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
                    }
                    // Not connected: applied with the reply queue on connect.
                    Result<void> result;
-                   if (conn_ && connected_ && !queue.empty()) result = apply_reply_binding(queue, exchange, key, bind);
+                   if (conn_ && connected_ && !queue.empty())
+                     result = apply_reply_binding(queue, exchange, key, bind);
                    if (done) done(std::move(result));
                  }});
   }
@@ -663,19 +664,18 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     return {};
   }
 
-  Result<void> apply_reply_binding(const std::string& queue, const std::string& exchange, const std::string& key,
-                                   bool bind) {
+  Result<void> apply_reply_binding(const std::string& queue, const std::string& exchange,
+                                   const std::string& key, bool bind) {
     if (!ensure_declare_channel()) return unavailable("bus: cannot open a channel");
     if (bind) {
-      amqp_queue_bind(conn_, kDeclareChannel, bytes_of(queue), bytes_of(exchange), bytes_of(key), amqp_empty_table);
+      amqp_queue_bind(conn_, kDeclareChannel, bytes_of(queue), bytes_of(exchange), bytes_of(key),
+                      amqp_empty_table);
     } else {
       amqp_queue_unbind(conn_, kDeclareChannel, bytes_of(queue), bytes_of(exchange), bytes_of(key),
                         amqp_empty_table);
     }
     return rpc_result(kDeclareChannel, (bind ? "queue.bind " : "queue.unbind ") + key);
   }
-
-
 
   Result<void> subscribe(std::uint64_t id, ConsumerRegistration& registration) {
     if (!conn_) return {};  // subscribed on connect

@@ -36,14 +36,19 @@ HttpResponse unauthorized(const Error& error) {
   return response;
 }
 
-// The authenticated user, or the 401 to answer.
-core::Result<std::string> authenticate(const HttpRequest& request, const TokenVerifier& verifier) {
+// The token's claims, or the 401 to answer.
+core::Result<Claims> authenticate_claims(const HttpRequest& request, const TokenVerifier& verifier) {
   const std::string header = request.header("authorization");
   if (header.empty()) return Error::of(ErrorCode::unauthorized, "Authorization: Bearer <token> required");
   if (header.size() < 8 || header.compare(0, 7, "Bearer ") != 0) {
     return Error::of(ErrorCode::unauthorized, "Authorization: must be Bearer <token>");
   }
-  auto claims = verifier.verify(std::string_view(header).substr(7));
+  return verifier.verify(std::string_view(header).substr(7));
+}
+
+// The authenticated user, or the 401 to answer.
+core::Result<std::string> authenticate(const HttpRequest& request, const TokenVerifier& verifier) {
+  auto claims = authenticate_claims(request, verifier);
   if (!claims) return claims.error();
   return claims->subject;
 }
@@ -235,6 +240,46 @@ core::Result<json::object> list_params(const HttpRequest& request, const std::st
   return params;
 }
 
+// GET /v1/stream: the token from Authorization or ?access_token= (browsers
+// cannot set headers on a WebSocket), ?after=<message_id> to replay.
+WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequest& request) {
+  WsUpgrade upgrade;
+  auto target = boost::urls::parse_origin_form(request.target);
+  if (!target) {
+    upgrade.refusal = error_response(Error::of(ErrorCode::invalid_params, "query: malformed"));
+    return upgrade;
+  }
+  std::optional<std::string> after;
+  std::string token;
+  for (const auto param : target->params()) {
+    if (param.key == "after") {
+      if (!core::is_message_id(param.value)) {
+        upgrade.refusal = error_response(
+            Error::of(ErrorCode::invalid_params, "after: must be a message id (8-40 of [0-9A-Z])"));
+        return upgrade;
+      }
+      after = param.value;
+    } else if (param.key == "access_token") {
+      token = param.value;
+    } else {
+      upgrade.refusal = error_response(
+          Error::of(ErrorCode::invalid_params,
+                    fmt::format("{}: unknown query parameter (allowed: after, access_token)", param.key)));
+      return upgrade;
+    }
+  }
+  auto claims = token.empty() ? authenticate_claims(request, context->options.verifier)
+                              : context->options.verifier.verify(token);
+  if (!claims) {
+    upgrade.refusal = unauthorized(claims.error());
+    return upgrade;
+  }
+  upgrade.handler =
+      context->options.stream->open(claims->subject, std::move(after), request.header("x-request-id"));
+  upgrade.close_at = SystemClock::time_point(std::chrono::seconds(claims->expires_at));
+  return upgrade;
+}
+
 }  // namespace
 
 void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptions options) {
@@ -305,6 +350,11 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
           [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
             return json::object{{"user", path.at("user")}, {"subscription_id", path.at("subscription_id")}};
           }));
+
+  if (context->options.stream) {
+    router.add_websocket("/v1/stream", "stream",
+                         [context](const HttpRequest& request) { return stream_upgrade(context, request); });
+  }
 
   router.add("GET", "/healthz", "healthz", [](const HttpRequest&, const PathParams&, Responder respond) {
     respond(json_response(200, R"({"status":"ok"})"));

@@ -7,6 +7,7 @@
 #include "gateway/jwt.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/router.hpp"
+#include "gateway/stream.hpp"
 
 #include <chrono>
 #include <functional>
@@ -22,6 +23,8 @@ struct ApiOptions {
   // Extra readiness check (the store, in one process); null: the bus only.
   std::function<bool()> ready;
   Metrics* metrics = nullptr;  // GET /metrics renders it; jobs and RPCs are counted in it
+  // GET /v1/stream is served when set (its RpcClient must route live messages to it).
+  std::shared_ptr<StreamHub> stream;
 };
 
 // Adds the routes to `router`. Every /v1 route needs `Authorization: Bearer
@@ -35,6 +38,8 @@ struct ApiOptions {
 //  POST /v1/users/{user}/subscriptions        201
 //  GET  /v1/users/{user}/subscriptions        200
 //  DELETE /v1/users/{user}/subscriptions/{id} 204
+//  GET  /v1/stream (WebSocket)               live messages; ?after=<id> replays; token in
+//                                             Authorization or ?access_token= (browsers)
 //  GET  /healthz, /readyz, /metrics
 // Errors use the one JSON shape; bus trouble is 503 with Retry-After, an RPC
 // without reply in time 504.

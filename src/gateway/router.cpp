@@ -29,6 +29,23 @@ Router& Router::add(std::string method, std::string pattern, std::string name, H
   return *this;
 }
 
+Router& Router::add_websocket(std::string path, std::string name, UpgradeHandler upgrade) {
+  add("GET", path, name, [](const HttpRequest&, const PathParams&, Responder respond) {
+    auto response = error_response(core::Error::of(core::ErrorCode::invalid_request,
+                                                   "this is a WebSocket endpoint: send Upgrade: websocket"),
+                                   426);
+    response.headers.emplace_back("Upgrade", "websocket");
+    respond(std::move(response));
+  });
+  websockets_[std::move(path)] = std::move(upgrade);
+  return *this;
+}
+
+const UpgradeHandler* Router::websocket(const HttpRequest& request) const {
+  auto found = websockets_.find(std::string(request.path()));
+  return found == websockets_.end() ? nullptr : &found->second;
+}
+
 bool Router::match(const Route& route, const std::vector<std::string_view>& path, PathParams& params) {
   if (route.segments.size() != path.size()) return false;
   for (std::size_t i = 0; i < path.size(); ++i) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "gateway/http.hpp"
+#include "gateway/websocket.hpp"
 
 #include <map>
 #include <string>
@@ -20,6 +21,11 @@ using Handler = std::function<void(const HttpRequest&, const PathParams&, Respon
 class Router {
  public:
   Router& add(std::string method, std::string pattern, std::string name, Handler handler);
+  // A WebSocket endpoint at `path` (GET with Upgrade: websocket). A GET there
+  // without the upgrade is answered 426 by the route this also adds.
+  Router& add_websocket(std::string path, std::string name, UpgradeHandler upgrade);
+  // The upgrade handler for `request`'s path, or null.
+  const UpgradeHandler* websocket(const HttpRequest& request) const;
   void dispatch(const HttpRequest& request, Responder respond) const;
 
   // The route name for metrics ("unmatched" when none matches).
@@ -43,6 +49,7 @@ class Router {
   static bool match(const Route& route, const std::vector<std::string_view>& path, PathParams& params);
 
   std::vector<Route> routes_;
+  std::map<std::string, UpgradeHandler> websockets_;  // path -> handler
 };
 
 }  // namespace intercomm::gateway

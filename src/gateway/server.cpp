@@ -2,6 +2,7 @@
 #include "gateway/server.hpp"
 
 #include "core/ids.hpp"
+#include "gateway/ws_session.hpp"
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -15,10 +16,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <atomic>
 #include <cctype>
 #include <future>
+#include <mutex>
+#include <set>
 #include <thread>
 
 namespace intercomm::gateway {
@@ -146,6 +150,21 @@ struct HttpServer::Impl {
       auto request = parser.release();
       const unsigned version = request.version();
       const bool keep_alive = request.keep_alive();
+      if (beast::websocket::is_upgrade(request)) {
+        HttpRequest plain = to_plain(http::request<http::string_body>(request));
+        if (const auto* upgrade = router.websocket(plain)) {
+          --in_flight;
+          if (options.metrics) options.metrics->request_finished(router.route_name(plain), 101, {});
+          WsUpgrade decision = (*upgrade)(plain);
+          if (!decision.handler) {
+            co_await write(stream, std::move(decision.refusal), version, false, core::new_message_id());
+            break;
+          }
+          co_await run_websocket(std::move(stream), std::move(request), std::move(decision), ws_options());
+          --connections;
+          co_return;
+        }
+      }
       HttpRequest plain = to_plain(std::move(request));
       std::string request_id = plain.header("x-request-id");
       if (request_id.empty() || request_id.size() > 128) {
@@ -169,9 +188,44 @@ struct HttpServer::Impl {
     --connections;
   }
 
+  WsOptions ws_options() {
+    WsOptions ws;
+    ws.queue_limit = options.ws_queue_limit;
+    ws.metrics = options.metrics;
+    ws.track = [this](const std::shared_ptr<WsConnection>& connection, bool open) {
+      std::lock_guard lock(ws_mu);
+      if (open) {
+        websockets.insert(connection);
+      } else {
+        websockets.erase(connection);
+      }
+    };
+    return ws;
+  }
+
+  // Closes every open WebSocket with 1001 and waits (up to `timeout`) for them to go.
+  void close_websockets(std::chrono::milliseconds timeout) {
+    std::set<std::shared_ptr<WsConnection>> open;
+    {
+      std::lock_guard lock(ws_mu);
+      open = websockets;
+    }
+    for (const auto& connection : open) connection->close(kCloseGoingAway, "server stopping");
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard lock(ws_mu);
+        if (websockets.empty()) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
   const Router& router;
   ServerOptions options;
   asio::io_context io;
+  std::mutex ws_mu;
+  std::set<std::shared_ptr<WsConnection>> websockets;
   tcp::acceptor acceptor{asio::make_strand(io)};
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
@@ -225,6 +279,7 @@ void HttpServer::stop() {
     closed.set_value();
   });
   closed.get_future().wait();
+  impl_->close_websockets(std::chrono::seconds(2));
   const auto deadline = std::chrono::steady_clock::now() + impl_->options.drain_timeout;
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

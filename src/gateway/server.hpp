@@ -23,11 +23,14 @@ struct ServerOptions {
   std::size_t max_connections = 10000;            // beyond: closed at once
   std::chrono::seconds drain_timeout{10};         // stop() waits this long for requests in flight
   Metrics* metrics = nullptr;                     // when set, every request is counted and timed
+  std::size_t ws_queue_limit = 256;               // WebSocket frames waiting per socket; beyond: closed 1013
 };
 
 // Serves HTTP/1.1 with keep-alive. Each connection is one coroutine: read,
 // dispatch, write, loop; a slow or silent client hits a timeout and is closed,
-// it never holds a thread. Every response carries X-Request-Id (the client's,
+// it never holds a thread. An upgrade to a path the router has a WebSocket
+// endpoint for becomes a WebSocket on the same connection (ping/pong
+// keep-alive, one write in flight, a bounded send queue). Every response carries X-Request-Id (the client's,
 // or a generated one, which handlers also see in the request headers).
 class HttpServer {
  public:
@@ -38,7 +41,8 @@ class HttpServer {
 
   // Binds, listens and starts the threads; returns the bound port.
   core::Result<std::uint16_t> start();
-  // Drains, then stops; idempotent. Stops accepting at once, lets the requests
+  // Drains, then stops; idempotent. Stops accepting at once, closes WebSockets
+  // with 1001 (going away), lets the requests
   // in flight finish and be answered (up to drain_timeout; their connections
   // then close instead of waiting for another request), then stops the threads
   // and closes every connection.

@@ -39,11 +39,12 @@ TEST(Cli, HelpListsEverySubcommandPlannedInDesign) {
   }
 }
 
-TEST(Cli, UnbuiltServicesSaySoAndFail) {
-  for (const char* args : {"mda"}) {
-    const auto outcome = run(args);
-    EXPECT_NE(outcome.exit_code, 0) << args;
-    EXPECT_NE(outcome.output.find("not built yet"), std::string::npos) << args << ": " << outcome.output;
+TEST(Cli, WorkersTakeConcurrencyFlags) {
+  for (const char* worker : {"mta", "mda"}) {
+    const auto outcome = run(std::string(worker) + " --help");
+    EXPECT_EQ(outcome.exit_code, 0) << worker;
+    EXPECT_NE(outcome.output.find("--prefetch"), std::string::npos) << worker << ": " << outcome.output;
+    EXPECT_NE(outcome.output.find("--threads"), std::string::npos) << worker << ": " << outcome.output;
   }
 }
 

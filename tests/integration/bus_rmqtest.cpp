@@ -270,6 +270,43 @@ TEST_P(BusConformance, ReplyQueueReceivesWhatIsSentToItsName) {
   EXPECT_EQ(replies.items()[0].body, reply.body);
 }
 
+TEST_P(BusConformance, ReplyQueueBoundToTheLiveExchangeGetsItsKeysOnlyUntilUnbound) {
+  Collector<Envelope> received;
+  ASSERT_TRUE(bus_->open_reply_queue([&](Envelope e) { received.push(std::move(e)); }));
+  const std::string key = "user." + unique_name("alice");
+  const auto bind = [&](bool on) {
+    Collector<bool> done;
+    bus_->bind_reply_queue(std::string(kLiveExchange), key, on,
+                           [&](core::Result<void> r) { done.push(bool(r)); });
+    EXPECT_EQ(done.wait_for(1), 1U);
+    return done.size() == 1 && done.items()[0];
+  };
+  const auto live = [&](std::string body, std::string routing_key) {
+    Envelope envelope;
+    envelope.routing_key = std::move(routing_key);
+    envelope.body = std::move(body);
+    envelope.persistent = false;
+    return envelope;
+  };
+  auto mda_side = factory_->connect();
+  EXPECT_EQ(publish_and_wait(*mda_side, kLiveExchange, live("before", key), kTimeout),
+            PublishStatus::unroutable)
+      << "nobody bound: offline";
+  ASSERT_TRUE(bind(true));
+  ASSERT_TRUE(bind(true)) << "binding twice is harmless";
+  EXPECT_EQ(publish_and_wait(*mda_side, kLiveExchange, live("for alice", key), kTimeout),
+            PublishStatus::confirmed);
+  EXPECT_EQ(publish_and_wait(*mda_side, kLiveExchange, live("for bob", key + "_bob"), kTimeout),
+            PublishStatus::unroutable);
+  ASSERT_EQ(received.wait_for(1), 1U);
+  EXPECT_EQ(received.items()[0].body, "for alice");
+  EXPECT_EQ(received.items()[0].routing_key, key);
+  ASSERT_TRUE(bind(false));
+  EXPECT_EQ(publish_and_wait(*mda_side, kLiveExchange, live("after", key), kTimeout),
+            PublishStatus::unroutable);
+  EXPECT_EQ(received.size(), 1U);
+}
+
 TEST_P(BusConformance, ThousandsOfPublishesInFlightAreAllConfirmed) {
   declare();
   constexpr int kCount = 3000;

@@ -44,7 +44,9 @@ TEST(OpenApi, DocumentsEveryRouteAndNothingElse) {
   auto rpc = bus::RpcClient::open(*connection);
   ASSERT_TRUE(rpc);
   Router router;
-  add_api_routes(router, *connection, **rpc, ApiOptions{});
+  ApiOptions options;
+  options.stream = std::make_shared<StreamHub>(*connection, StreamOptions{});
+  add_api_routes(router, *connection, **rpc, std::move(options));
   std::set<std::string> served;
   for (const auto& route : router.routes()) served.insert(lower(route.method) + " " + route.pattern);
   EXPECT_EQ(documented, served);

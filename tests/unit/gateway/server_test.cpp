@@ -2,6 +2,7 @@
 
 #include "support/http_client.hpp"
 #include "support/servers.hpp"
+#include "support/ws_client.hpp"
 
 #include <gtest/gtest.h>
 
@@ -36,6 +37,19 @@ class ServerTest : public ::testing::Test {
         std::this_thread::sleep_for(400ms);
         respond(json_response(200, R"({"slow":true})"));
       }).detach();
+    });
+    // A socket that is sent far more than it reads: 2,000 frames of 8 KiB at once.
+    router_.add_websocket("/flood", "flood", [](const HttpRequest&) {
+      struct Flood : WsHandler {
+        void on_open(std::shared_ptr<WsConnection> connection) override {
+          for (int i = 0; i < 2000; ++i) connection->send(std::string(8192, 'x'));
+        }
+        void on_text(std::string_view) override {}
+        void on_close() override {}
+      };
+      WsUpgrade upgrade;
+      upgrade.handler = std::make_shared<Flood>();
+      return upgrade;
     });
     router_.add("POST", "/v1/messages", "send_message",
                 [](const HttpRequest& request, const PathParams&, Responder respond) {
@@ -162,6 +176,17 @@ TEST_F(ServerTest, ConnectionsBeyondTheLimitAreClosed) {
   Client next(port_);
   next.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(next.read().status, 200);
+}
+
+TEST_F(ServerTest, ASlowWebSocketReaderIsClosedWith1013InsteadOfBuffered) {
+  intercomm::testing::WsClient ws;
+  ASSERT_TRUE(ws.connect(port_, "/flood"));
+  std::this_thread::sleep_for(200ms);  // the server queues faster than we read
+  int frames = 0;
+  while (ws.read(5s)) ++frames;
+  ASSERT_TRUE(ws.closed());
+  EXPECT_EQ(ws.close_code(), 1013) << ws.close_reason();
+  EXPECT_LT(frames, 2000) << "the queue limit must stop the flood";
 }
 
 TEST_F(ServerTest, CountsAndTimesEveryRequest) {

@@ -1,0 +1,227 @@
+// Live delivery over WebSocket end to end: `intercomm run`, and split mode
+// (two gateways, an MTA and an MDA over real RabbitMQ and Redis) with alice on
+// one gateway and bob on the other.
+#include "core/ids.hpp"
+#include "gateway/jwt.hpp"
+#include "support/bus_backends.hpp"
+#include "support/child_process.hpp"
+#include "support/http_client.hpp"
+#include "support/servers.hpp"
+#include "support/ws_client.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+
+namespace {
+
+namespace json = boost::json;
+using intercomm::testing::ChildProcess;
+using intercomm::testing::Client;
+using intercomm::testing::WsClient;
+using namespace std::chrono_literals;
+
+constexpr const char* kSecret = "stream-secret";
+
+std::string token(const std::string& user, std::chrono::seconds ttl = 3600s) {
+  return intercomm::gateway::mint_hs256(kSecret, user, ttl);
+}
+
+std::uint16_t port_of(const std::string& line) {
+  return line.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+}
+
+class Stream : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    suffix_ = intercomm::core::new_message_id();
+    alice_ = "alice_" + suffix_;
+    bob_ = "bob_" + suffix_;
+    if (GetParam() == "embedded") {
+      data_ = intercomm::testing::servers_dir() + "/stream-" + suffix_;
+      start({INTERCOMM_BINARY, "run", "--listen", "127.0.0.1:0", "--store", "rocksdb:" + data_, "--secret",
+             kSecret});
+      alice_port_ = bob_port_ = port_of(processes_.back()->wait_for_line("intercomm "));
+    } else {
+      const std::string amqp = intercomm::testing::test_amqp_url();
+      const char* redis = std::getenv("INTERCOMM_TEST_REDIS");
+      ASSERT_FALSE(amqp.empty()) << "INTERCOMM_TEST_AMQP is not set: run through scripts/test.sh";
+      ASSERT_NE(redis, nullptr) << "INTERCOMM_TEST_REDIS is not set: run through scripts/test.sh";
+      for (const char* worker : {"mta", "mda"}) {
+        start({INTERCOMM_BINARY, worker, "--amqp", amqp, "--store", redis});
+        ASSERT_FALSE(
+            processes_.back()->wait_for_line("intercomm " + std::string(worker) + ": serving").empty());
+      }
+      for (auto* port : {&alice_port_, &bob_port_}) {
+        start({INTERCOMM_BINARY, "gateway", "--listen", "127.0.0.1:0", "--amqp", amqp, "--secret", kSecret});
+        *port = port_of(processes_.back()->wait_for_line("intercomm gateway: listening on "));
+      }
+    }
+    ASSERT_NE(alice_port_, 0);
+    ASSERT_NE(bob_port_, 0);
+  }
+
+  void TearDown() override {
+    for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
+      EXPECT_EQ((*it)->terminate(), 0) << "a process did not stop cleanly on SIGTERM";
+    }
+    processes_.clear();
+    if (!data_.empty()) {
+      std::filesystem::remove_all(data_);
+      std::filesystem::remove_all(data_ + "-bus");
+    }
+  }
+
+  void start(std::vector<std::string> args) {
+    processes_.push_back(std::make_unique<ChildProcess>(std::move(args)));
+  }
+
+  // alice sends `body` to bob through her gateway; returns the message id.
+  std::string send(const std::string& body) {
+    Client client(alice_port_);
+    auto response =
+        client.request("POST", "/v1/messages", R"({"receiver":")" + bob_ + R"(","body":")" + body + "\"}",
+                       {"Authorization: Bearer " + token(alice_), "Content-Type: application/json"});
+    EXPECT_EQ(response.status, 202) << response.body;
+    return response.status == 202 ? std::string(json::parse(response.body).at("message_id").as_string()) : "";
+  }
+
+  // Opens a stream as `user` on `port`, the token in the header.
+  std::unique_ptr<WsClient> open(const std::string& user, std::uint16_t port, const std::string& query = "") {
+    auto ws = std::make_unique<WsClient>();
+    EXPECT_TRUE(ws->connect(port, "/v1/stream" + query, {"Authorization: Bearer " + token(user)}))
+        << "upgrade refused: " << ws->refused_status();
+    return ws;
+  }
+
+  // The next frame, parsed.
+  static json::object next(WsClient& ws, std::chrono::milliseconds timeout = 20s) {
+    auto text = ws.read(timeout);
+    if (!text) return {};
+    return json::parse(*text).as_object();
+  }
+
+  static std::string id_in(const json::object& event) {
+    const auto* message = event.if_contains("message");
+    return message ? std::string(message->at("message_id").as_string()) : "";
+  }
+
+  // A message through the whole path proves the socket is bound: sends until
+  // `ws` gets one (a bind may still be on its way right after the upgrade).
+  std::string until_live(WsClient& ws) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      const std::string id = send("warm-up " + std::to_string(attempt));
+      auto event = next(ws, 2s);
+      if (!event.empty()) {
+        EXPECT_EQ(event.at("type").as_string(), "message");
+        // Drain the other warm-ups that may still come.
+        std::string last = id_in(event);
+        while (true) {
+          auto more = next(ws, 500ms);
+          if (more.empty()) break;
+          last = id_in(more);
+        }
+        return last;
+      }
+    }
+    ADD_FAILURE() << "the socket never went live";
+    return "";
+  }
+
+  std::string suffix_, alice_, bob_, data_;
+  std::vector<std::unique_ptr<ChildProcess>> processes_;
+  std::uint16_t alice_port_ = 0, bob_port_ = 0;
+};
+
+TEST_P(Stream, BobReceivesLiveAndAlicesOtherDeviceToo) {
+  auto bob = open(bob_, bob_port_);
+  until_live(*bob);
+  auto alice_device = open(alice_, alice_port_);
+  until_live(*alice_device);
+  while (!next(*bob, 500ms).empty()) {
+  }
+
+  const std::string id = send("merhaba");
+  auto received = next(*bob);
+  ASSERT_FALSE(received.empty()) << "bob got nothing";
+  EXPECT_EQ(received.at("type").as_string(), "message");
+  const auto& message = received.at("message").as_object();
+  EXPECT_EQ(message.at("message_id").as_string(), id);
+  EXPECT_EQ(message.at("sender").as_string(), alice_);
+  EXPECT_EQ(message.at("receiver").as_string(), bob_);
+  EXPECT_EQ(message.at("body").as_string(), "merhaba");
+  EXPECT_EQ(id_in(next(*alice_device)), id) << "the sender's other sockets get it too";
+}
+
+TEST_P(Stream, ReconnectingWithAfterReplaysExactlyWhatWasMissedThenGoesLive) {
+  auto bob = open(bob_, bob_port_);
+  const std::string last_seen = until_live(*bob);
+  ASSERT_FALSE(last_seen.empty());
+  bob->close();
+
+  std::vector<std::string> missed;
+  for (int i = 0; i < 20; ++i) missed.push_back(send("missed " + std::to_string(i)));
+  // They are stored a moment after the 202s: wait until bob's inbox has them.
+  ASSERT_TRUE(intercomm::testing::wait_until(
+      [&] {
+        Client client(bob_port_);
+        auto page = client.request("GET", "/v1/users/" + bob_ + "/messages?limit=1", "",
+                                   {"Authorization: Bearer " + token(bob_)});
+        return page.status == 200 && page.body.find(missed.back()) != std::string::npos;
+      },
+      20s));
+
+  auto again = open(bob_, bob_port_, "?after=" + last_seen);
+  std::vector<std::string> replayed;
+  while (true) {
+    auto event = next(*again);
+    ASSERT_FALSE(event.empty()) << "the replay stopped after " << replayed.size();
+    if (event.at("type").as_string() == "replayed") {
+      EXPECT_EQ(event.at("count").as_int64(), 20);
+      break;
+    }
+    replayed.push_back(id_in(event));
+  }
+  EXPECT_EQ(replayed, missed) << "exactly the 20 missed, oldest first";
+
+  const std::string live = send("after the replay");
+  EXPECT_EQ(id_in(next(*again)), live);
+  EXPECT_TRUE(next(*again, 1s).empty()) << "nothing twice";
+}
+
+TEST_P(Stream, UpgradesAreAuthenticatedAndChecked) {
+  WsClient anonymous;
+  EXPECT_FALSE(anonymous.connect(bob_port_, "/v1/stream"));
+  EXPECT_EQ(anonymous.refused_status(), 401);
+  WsClient bad_cursor;
+  EXPECT_FALSE(
+      bad_cursor.connect(bob_port_, "/v1/stream?after=nope", {"Authorization: Bearer " + token(bob_)}));
+  EXPECT_EQ(bad_cursor.refused_status(), 400);
+  WsClient forged;
+  EXPECT_FALSE(forged.connect(
+      bob_port_, "/v1/stream?access_token=" + intercomm::gateway::mint_hs256("wrong-secret", bob_, 3600s)));
+  EXPECT_EQ(forged.refused_status(), 401);
+  // Browsers put the token in the query.
+  WsClient browser;
+  EXPECT_TRUE(browser.connect(bob_port_, "/v1/stream?access_token=" + token(bob_)));
+  // A plain GET is told to upgrade.
+  Client client(bob_port_);
+  EXPECT_EQ(client.request("GET", "/v1/stream", "", {"Authorization: Bearer " + token(bob_)}).status, 426);
+}
+
+TEST_P(Stream, TheSocketClosesWhenItsTokenExpires) {
+  WsClient ws;
+  ASSERT_TRUE(ws.connect(bob_port_, "/v1/stream", {"Authorization: Bearer " + token(bob_, 2s)}));
+  while (!ws.closed()) {
+    if (!ws.read(10s) && !ws.closed()) break;
+  }
+  ASSERT_TRUE(ws.closed()) << "still open long after the token expired";
+  EXPECT_EQ(ws.close_code(), 1008);
+  EXPECT_EQ(ws.close_reason(), "token expired");
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Stream, ::testing::Values("embedded", "split"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
