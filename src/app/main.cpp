@@ -107,8 +107,8 @@ intercomm::mta::MtaOptions mta_options(const Config& config) {
   return options;
 }
 
-using RegisterJobs =
-    std::function<void(intercomm::worker::Worker&, intercomm::store::Store&, intercomm::bus::Bus&)>;
+using RegisterJobs = std::function<intercomm::core::Result<void>(
+    intercomm::worker::Worker&, intercomm::store::Store&, intercomm::bus::Bus&)>;
 
 // intercomm mta / intercomm mda: a worker serving rpc_queue_<name> over
 // RabbitMQ until SIGTERM, then draining.
@@ -123,7 +123,10 @@ int run_worker(const Config& config, const WorkerFlags& flags, std::string_view 
   auto bus = connect_rabbitmq(config, name);
   if (!bus) return 1;
   intercomm::worker::Worker worker(*bus, std::string(name), worker_options(flags));
-  jobs(worker, **store, *bus);
+  if (auto registered = jobs(worker, **store, *bus); !registered) {
+    fmt::print(stderr, "intercomm {}: {}\n", name, registered.error().message);
+    return 1;
+  }
   if (auto started = worker.start(); !started) {
     fmt::print(stderr, "intercomm {}: {}\n", name, started.error().message);
     return 1;
@@ -137,13 +140,30 @@ int run_worker(const Config& config, const WorkerFlags& flags, std::string_view 
 }
 
 RegisterJobs mta_jobs(const Config& config) {
-  return [options = mta_options(config)](auto& worker, auto& store, auto& bus) {
-    intercomm::mta::register_jobs(worker, store, bus, options);
-  };
+  return
+      [options = mta_options(config)](auto& worker, auto& store, auto& bus) -> intercomm::core::Result<void> {
+        intercomm::mta::register_jobs(worker, store, bus, options);
+        return {};
+      };
 }
 
-RegisterJobs mda_jobs() {
-  return [](auto& worker, auto& store, auto& bus) { intercomm::mda::register_jobs(worker, store, bus); };
+// The MDA's options, or the message saying which flag is wrong.
+intercomm::core::Result<intercomm::mda::MdaOptions> mda_options(const Config& config) {
+  intercomm::mda::MdaOptions options;
+  auto schedule = intercomm::mda::parse_retry_schedule(config.webhook_retry_schedule);
+  if (!schedule) return schedule.error();
+  options.retry_schedule = std::move(*schedule);
+  options.webhook.timeout = std::chrono::milliseconds(config.webhook_timeout_ms);
+  options.webhook.allow_private = config.allow_private_webhooks;
+  return options;
+}
+
+RegisterJobs mda_jobs(const Config& config) {
+  return [config](auto& worker, auto& store, auto& bus) -> intercomm::core::Result<void> {
+    auto options = mda_options(config);
+    if (!options) return options.error();
+    return intercomm::mda::register_jobs(worker, store, bus, std::move(*options));
+  };
 }
 
 // intercomm token: a development token signed with the configured secret.
@@ -327,7 +347,10 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     return 1;
   }
   intercomm::worker::Worker mda(*mda_bus, std::string(intercomm::mda::kWorkerName), worker_options(flags));
-  intercomm::mda::register_jobs(mda, **store, *mda_bus);
+  if (auto registered = mda_jobs(config)(mda, **store, *mda_bus); !registered) {
+    fmt::print(stderr, "intercomm run: {}\n", registered.error().message);
+    return 2;
+  }
   if (auto started = mda.start(); !started) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
     return 1;
@@ -407,7 +430,8 @@ int main(int argc, char** argv) {
   using namespace intercomm::core;
 
   auto* run = app.add_subcommand("run", "All in one: gateway + MTA + MDA, in-process bus, RocksDB store");
-  add_config_options(*run, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
+  add_config_options(*run, config,
+                     kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway | kWebhooks);
 
   auto* gateway = app.add_subcommand("gateway", "REST and WebSocket gateway over RabbitMQ");
   add_config_options(*gateway, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
@@ -418,10 +442,11 @@ int main(int argc, char** argv) {
   add_worker_options(*mta, worker_flags);
   add_worker_options(*run, worker_flags);
 
-  auto* mda = app.add_subcommand("mda",
-                                 "Message Delivery Agent worker: serves rpc_queue_mda over RabbitMQ (live "
-                                 "delivery; webhooks not built yet)");
-  add_config_options(*mda, config, kAmqp | kStore | kLogging);
+  auto* mda =
+      app.add_subcommand("mda",
+                         "Message Delivery Agent worker: serves rpc_queue_mda over RabbitMQ (live and "
+                         "webhook delivery)");
+  add_config_options(*mda, config, kAmqp | kStore | kLogging | kWebhooks);
   add_worker_options(*mda, worker_flags);
 
   std::string token_user;
@@ -447,7 +472,7 @@ int main(int argc, char** argv) {
   }
   if (gateway->parsed()) return run_gateway(config);
   if (mta->parsed()) return run_worker(config, worker_flags, intercomm::mta::kWorkerName, mta_jobs(config));
-  if (mda->parsed()) return run_worker(config, worker_flags, intercomm::mda::kWorkerName, mda_jobs());
+  if (mda->parsed()) return run_worker(config, worker_flags, intercomm::mda::kWorkerName, mda_jobs(config));
   if (token->parsed()) return mint_token(config, token_user, token_ttl);
   return 2;
 }

@@ -625,7 +625,16 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
       entry.value.value.bytes = bytes_of(value);
       arguments.push_back(entry);
     };
-    text("x-dead-letter-exchange", kDeadLetterExchange);
+    text("x-dead-letter-exchange",
+         spec.dead_letter_exchange.empty() ? kDeadLetterExchange : std::string_view(spec.dead_letter_exchange));
+    if (!spec.dead_letter_routing_key.empty()) text("x-dead-letter-routing-key", spec.dead_letter_routing_key);
+    if (spec.message_ttl) {
+      amqp_table_entry_t ttl{};
+      ttl.key = amqp_cstring_bytes("x-message-ttl");
+      ttl.value.kind = AMQP_FIELD_KIND_I64;
+      ttl.value.value.i64 = spec.message_ttl->count();
+      arguments.push_back(ttl);
+    }
     if (spec.type == QueueType::quorum) {
       text("x-queue-type", "quorum");
       if (spec.delivery_limit > 0) {

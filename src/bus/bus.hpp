@@ -94,6 +94,13 @@ struct QueueSpec {
   QueueType type = QueueType::quorum;
   // Deliveries after which the broker dead-letters a message to inter_comm.dlx.
   std::uint32_t delivery_limit = 5;
+  // A delay queue (no consumer): messages wait this long, then are
+  // dead-lettered to `dead_letter_exchange` with `dead_letter_routing_key`
+  // (e.g. back into inter_comm as a retry). Unset: no time limit, and
+  // dead-letters go to inter_comm.dlx with their own routing key.
+  std::optional<std::chrono::milliseconds> message_ttl;
+  std::string dead_letter_exchange;     // empty: inter_comm.dlx
+  std::string dead_letter_routing_key;  // empty: the message's own
 };
 
 // A consumer. pause() stops new deliveries while those in hand can still be

@@ -61,6 +61,9 @@ struct Queue {
   std::uint32_t delivery_limit = 0;  // 0: none
   bool dead_letters_to_dlx = false;
   bool durable = false;               // declared worker queues and dead_letters: journaled
+  std::optional<Clock::duration> message_ttl;
+  std::string dead_letter_exchange = std::string(kDeadLetterExchange);
+  std::string dead_letter_routing_key;  // empty: the message's own
   std::uint64_t exclusive_owner = 0;  // 0: not exclusive
 };
 
@@ -113,6 +116,18 @@ class BrokerState : public AckSink {
     queue.delivery_limit = spec.delivery_limit;
     queue.dead_letters_to_dlx = true;
     queue.durable = true;
+    queue.message_ttl = spec.message_ttl;
+    // Messages recovered from the journal before this declaration start their wait now.
+    if (queue.message_ttl) {
+      std::deque<Message> waiting;
+      while (!queue.ready.empty()) waiting.push_back(queue.pop_front());
+      for (auto& message : waiting) {
+        apply_ttl(queue, message);
+        queue.push_back(std::move(message));
+      }
+    }
+    if (!spec.dead_letter_exchange.empty()) queue.dead_letter_exchange = spec.dead_letter_exchange;
+    queue.dead_letter_routing_key = spec.dead_letter_routing_key;
     auto& bindings = exchanges_[std::string(kExchange)];
     for (const auto& key : spec.binding_keys) {
       bool bound = false;
@@ -289,15 +304,24 @@ class BrokerState : public AckSink {
       auto queue = queues_.find(name);
       if (queue == queues_.end()) continue;
       Message copy = message;
-      if (journal_ && queue->second.durable && copy.envelope.persistent && !copy.expires_at) {
+      if (journal_ && queue->second.durable && copy.envelope.persistent) {
         copy.journal_id = next_journal_id_++;
         journal_->stage_put(JournalRecord{copy.journal_id, name, copy.envelope, copy.delivery_count});
         ++staged_puts_;
       }
+      apply_ttl(queue->second, copy);
       queue->second.push_back(std::move(copy));
       ++delivered;
     }
     return delivered > 0 ? PublishStatus::confirmed : PublishStatus::unroutable;
+  }
+
+  // A queue's TTL counts from when the message entered it; a shorter
+  // per-message expiration still wins (as in RabbitMQ).
+  static void apply_ttl(const Queue& queue, Message& message) {
+    if (!queue.message_ttl) return;
+    const auto deadline = Clock::now() + *queue.message_ttl;
+    if (!message.expires_at || deadline < *message.expires_at) message.expires_at = deadline;
   }
 
   void requeue_locked(const std::string& name, Queue& queue, Message message) {
@@ -326,7 +350,14 @@ class BrokerState : public AckSink {
     message.expires_at.reset();
     message.delivery_count = 0;
     message.redelivered = false;
-    route_locked(kDeadLetterExchange, std::move(message));
+    std::string exchange = std::string(kDeadLetterExchange);
+    if (found != queues_.end()) {
+      exchange = found->second.dead_letter_exchange;
+      if (!found->second.dead_letter_routing_key.empty()) {
+        message.envelope.routing_key = found->second.dead_letter_routing_key;
+      }
+    }
+    route_locked(exchange, std::move(message));
   }
 
   // Drops expired messages at the head of each queue; returns the earliest

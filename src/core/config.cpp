@@ -107,6 +107,19 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
         ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{600000}))
         ->capture_default_str();
   }
+  if (options & kWebhooks) {
+    app.add_option("--webhook-retry-schedule", config.webhook_retry_schedule,
+                   "Waits before each webhook retry, e.g. 5s,30s,2m,10m,1h; then dead-lettered")
+        ->envname("INTERCOMM_WEBHOOK_RETRY_SCHEDULE")
+        ->capture_default_str();
+    app.add_option("--webhook-timeout-ms", config.webhook_timeout_ms, "One webhook attempt at most this long")
+        ->envname("INTERCOMM_WEBHOOK_TIMEOUT_MS")
+        ->check(CLI::Range(std::uint32_t{100}, std::uint32_t{120000}))
+        ->capture_default_str();
+    app.add_flag("--allow-private-webhooks", config.allow_private_webhooks,
+                 "Allow webhooks to loopback and private addresses (tests, closed networks)")
+        ->envname("INTERCOMM_ALLOW_PRIVATE_WEBHOOKS");
+  }
 }
 
 void finish_config(const CLI::App& app, Config& config) {
@@ -141,6 +154,9 @@ std::string describe(const Config& config) {
   line("max-connections", std::to_string(config.max_connections));
   line("jwt-public-key", config.jwt_public_key.empty() ? "(not set)" : config.jwt_public_key);
   line("rpc-timeout-ms", std::to_string(config.rpc_timeout_ms));
+  line("webhook-retries", config.webhook_retry_schedule);
+  line("webhook-timeout", std::to_string(config.webhook_timeout_ms) + " ms");
+  line("private-webhooks", config.allow_private_webhooks ? "allowed" : "refused");
   return out;
 }
 

@@ -310,6 +310,32 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                  });
       }));
 
+  router.add(
+      "GET", "/v1/messages/{message_id}/deliveries", "list_deliveries",
+      authed(context, [context](const HttpRequest& request, const PathParams& params, const std::string& user,
+                                Responder respond) {
+        const std::string& id = params.at("message_id");
+        if (!core::is_message_id(id)) {
+          return respond(
+              error_response(Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
+        }
+        // Only the message's sender or receiver may see its deliveries.
+        rpc_call(
+            *context, "get_message", {{"message_id", id}}, request, user, 200,
+            [context, request, user, id, respond](HttpResponse checked) mutable {
+              if (checked.status != 200) return respond(std::move(checked));
+              rpc_call(*context, "list_deliveries", {{"message_id", id}}, request, user, 200,
+                       std::move(respond));
+            },
+            [user](json::value message) -> core::Result<json::value> {
+              const auto& object = message.as_object();
+              if (object.at("sender").as_string() != user && object.at("receiver").as_string() != user) {
+                return forbidden("message: only its sender and receiver may see its deliveries");
+              }
+              return message;
+            });
+      }));
+
   const auto own =
       [context](std::string method, int status,
                 std::function<core::Result<json::object>(const HttpRequest&, const PathParams&)> params_of) {

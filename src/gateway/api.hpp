@@ -34,6 +34,7 @@ struct ApiOptions {
 //                                             with Idempotency-Key, a retry gets the first send's id
 //                                             (claimed by RPC claim_idempotency_key) and is stored once
 //  GET  /v1/messages/{message_id}             200 (sender or receiver only)
+//  GET  /v1/messages/{message_id}/deliveries  200 webhook attempts (sender or receiver only)
 //  GET  /v1/users/{user}/messages             200 ?before=&after=&limit=
 //  POST /v1/users/{user}/subscriptions        201
 //  GET  /v1/users/{user}/subscriptions        200

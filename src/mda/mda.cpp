@@ -1,13 +1,19 @@
-// The MDA's job: live delivery through inter_comm.live.
+// The MDA's jobs: live delivery through inter_comm.live, and webhooks with
+// retries carried by delay queues.
 #include "mda/mda.hpp"
 
 #include "bus/topology.hpp"
+#include "core/jsonrpc.hpp"
+#include "store/buckets.hpp"
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <charconv>
 #include <future>
+#include <random>
 
 namespace intercomm::mda {
 namespace {
@@ -17,20 +23,29 @@ using core::Error;
 using core::ErrorCode;
 using core::Result;
 
+Error invalid(std::string_view field, std::string_view rule) {
+  Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
+  error.data = json::object{{"field", field}};
+  return error;
+}
+
+Error unavailable(std::string_view why) {
+  spdlog::warn("mda: {}", why);
+  return Error::of(ErrorCode::unavailable, "store or bus unavailable; retry");
+}
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 class Jobs {
  public:
   Jobs(store::Store& store, bus::Bus& bus, MdaOptions options)
-      : store_(store), bus_(bus), options_(options) {}
+      : store_(store), bus_(bus), options_(std::move(options)) {}
 
   Result<json::value> deliver_message(const json::object& params) {
-    const auto* raw = params.if_contains("message");
-    if (raw == nullptr || params.size() != 1) {
-      Error error = Error::of(ErrorCode::invalid_params, "message: required, and nothing else");
-      error.data = json::object{{"field", "message"}};
-      return error;
-    }
-    auto message =
-        core::message_from_json(*raw, core::MessageLimits{std::size_t(-1)}, core::MessageShape::stored);
+    auto message = message_param(params, {"message"});
     if (!message) return message.error();
     const std::string event =
         json::serialize(json::object{{"type", "message"}, {"message", core::to_json(*message)}});
@@ -38,45 +53,248 @@ class Jobs {
     std::vector<std::string> users{message->receiver};
     if (message->sender != message->receiver) users.push_back(message->sender);
     for (const auto& user : users) {
-      auto online = publish_live(user, event);
-      if (!online) return online.error();
-      if (*online) live.emplace_back(user);
+      bus::Envelope envelope;
+      envelope.routing_key = "user." + user;
+      envelope.body = event;
+      envelope.persistent = false;  // a live copy; the inbox holds the message
+      switch (const auto status = publish(bus::kLiveExchange, std::move(envelope))) {
+        case bus::PublishStatus::confirmed: live.emplace_back(user); break;
+        case bus::PublishStatus::unroutable: break;  // no socket open anywhere: the inbox has it
+        default: return unavailable(fmt::format("live publish for {}: {}", user, bus::to_string(status)));
+      }
     }
-    return json::object{{"message_id", message->message_id}, {"live", std::move(live)}};
+    auto subscriptions =
+        store_.range(store::kSubscriptions, message->receiver,
+                     store::RangeQuery{std::nullopt, std::nullopt, 1000, store::Order::ascending});
+    if (!subscriptions) return unavailable(subscriptions.error().message);
+    for (const auto& id : subscriptions->entries) {
+      if (auto queued = queue_webhook(*message, message->receiver, id, 1, std::nullopt); !queued) {
+        return queued.error();
+      }
+    }
+    return json::object{{"message_id", message->message_id},
+                        {"live", std::move(live)},
+                        {"webhooks", subscriptions->entries.size()}};
+  }
+
+  Result<json::value> deliver_webhook(const json::object& params) {
+    auto message = message_param(params, {"message", "user", "subscription_id", "attempt"});
+    if (!message) return message.error();
+    const auto* user = params.if_contains("user");
+    const auto* id = params.if_contains("subscription_id");
+    const auto* attempt_value = params.if_contains("attempt");
+    if (user == nullptr || !user->is_string() || !core::is_user_id(user->get_string())) {
+      return invalid("user", "must be 1-64 of [A-Za-z0-9_.-]");
+    }
+    if (id == nullptr || !id->is_string() || id->get_string().empty())
+      return invalid("subscription_id", "required");
+    if (attempt_value == nullptr || !attempt_value->is_int64() || attempt_value->get_int64() < 1 ||
+        attempt_value->get_int64() > 100) {
+      return invalid("attempt", "must be an integer from 1 to 100");
+    }
+    const auto attempt_number = static_cast<std::uint32_t>(attempt_value->get_int64());
+    const std::string owner(user->get_string());
+    const std::string subscription_id(id->get_string());
+
+    const std::string key = store::subscription_key(owner, subscription_id);
+    auto stored = store_.get(store::kSubscriptions, key);
+    if (!stored) return unavailable(stored.error().message);
+    if (!stored->has_value()) return json::object{{"outcome", "subscription_removed"}};
+    boost::system::error_code ec;
+    auto subscription = json::parse(**stored, ec);
+    if (ec || !subscription.is_object()) return Error::of(ErrorCode::internal_error);
+    const std::string url(subscription.at("webhook").at("url").as_string());
+    const std::string secret(subscription.at("secret").as_string());
+
+    const std::int64_t timestamp = unix_seconds();
+    const std::string body =
+        json::serialize(json::object{{"type", "message.received"},
+                                     {"timestamp", core::format_rfc3339(std::chrono::system_clock::now())},
+                                     {"data", core::to_json(*message)}});
+    const WebhookAttempt attempt =
+        post_webhook(url, body,
+                     {{"webhook-id", message->message_id},
+                      {"webhook-timestamp", std::to_string(timestamp)},
+                      {"webhook-signature", sign_webhook(secret, message->message_id, timestamp, body)}},
+                     options_.webhook);
+
+    const bool last = attempt_number > options_.retry_schedule.size();
+    const std::string outcome = attempt.delivered() ? "delivered" : last ? "failed" : "retrying";
+    const std::string entry = store::delivery_entry(subscription_id, attempt_number);
+    json::object record{{"message_id", message->message_id},
+                        {"subscription_id", subscription_id},
+                        {"url", url},
+                        {"attempt", attempt_number},
+                        {"at", core::format_rfc3339(std::chrono::system_clock::now())},
+                        {"status", attempt.status},
+                        {"latency_ms", attempt.latency.count()},
+                        {"outcome", outcome}};
+    if (!attempt.error.empty()) record["error"] = attempt.error;
+    if (auto put = store_.put(store::kDeliveries, store::delivery_key(message->message_id, entry),
+                              json::serialize(record));
+        !put) {
+      return unavailable(put.error().message);
+    }
+    if (auto indexed = store_.index_add(store::kDeliveries, message->message_id, entry); !indexed) {
+      return unavailable(indexed.error().message);
+    }
+
+    if (attempt.delivered()) {
+      if (auto marked = mark(subscription.as_object(), key, "active"); !marked) return marked.error();
+    } else if (!last) {
+      const auto wait = options_.retry_schedule[attempt_number - 1];
+      if (auto queued = queue_webhook(*message, owner, subscription_id, attempt_number + 1, wait); !queued) {
+        return queued.error();
+      }
+    } else {
+      if (auto dead = dead_letter(params); !dead) return dead.error();
+      if (auto marked = mark(subscription.as_object(), key, "failing"); !marked) return marked.error();
+      spdlog::warn("mda: webhook {} for {} failed {} times; dead-lettered, subscription marked failing",
+                   subscription_id, message->message_id, attempt_number);
+    }
+    return json::object{{"outcome", outcome}, {"status", attempt.status}};
   }
 
  private:
-  // True when some gateway has a socket of `user` (the publish was routed).
-  Result<bool> publish_live(const std::string& user, const std::string& event) {
-    bus::Envelope envelope;
-    envelope.routing_key = "user." + user;
-    envelope.body = event;
-    envelope.persistent = false;  // a live copy; the inbox holds the message
-    auto promise = std::make_shared<std::promise<bus::PublishStatus>>();
-    auto outcome = promise->get_future();
-    bus_.publish(bus::kLiveExchange, std::move(envelope), options_.publish_timeout,
-                 [promise](bus::PublishStatus status) { promise->set_value(status); });
-    switch (const auto status = outcome.get()) {
-      case bus::PublishStatus::confirmed: return true;
-      case bus::PublishStatus::unroutable: return false;
-      default:
-        spdlog::warn("mda: live publish for {}: {}", user, bus::to_string(status));
-        return Error::of(ErrorCode::unavailable, "bus unavailable; retry");
+  Result<core::Message> message_param(const json::object& params,
+                                      std::initializer_list<std::string_view> allowed) {
+    for (const auto& member : params) {
+      if (std::find(allowed.begin(), allowed.end(), std::string_view(member.key())) == allowed.end()) {
+        return invalid(member.key(), "unknown parameter");
+      }
     }
+    const auto* raw = params.if_contains("message");
+    if (raw == nullptr) return invalid("message", "required");
+    return core::message_from_json(*raw, core::MessageLimits{std::size_t(-1)}, core::MessageShape::stored);
   }
 
-  [[maybe_unused]] store::Store& store_;
+  bus::PublishStatus publish(std::string_view exchange, bus::Envelope envelope) {
+    auto promise = std::make_shared<std::promise<bus::PublishStatus>>();
+    auto outcome = promise->get_future();
+    bus_.publish(exchange, std::move(envelope), options_.publish_timeout,
+                 [promise](bus::PublishStatus status) { promise->set_value(status); });
+    return outcome.get();
+  }
+
+  // Queues attempt `attempt` for one subscription: now (into inter_comm), or
+  // after `wait` (into its delay queue, shortened by up to the jitter).
+  Result<void> queue_webhook(const core::Message& message, const std::string& user,
+                             const std::string& subscription_id, std::uint32_t attempt,
+                             std::optional<std::chrono::milliseconds> wait) {
+    core::jsonrpc::Request job{"deliver_webhook",
+                               json::object{{"message", core::to_json(message)},
+                                            {"user", user},
+                                            {"subscription_id", subscription_id},
+                                            {"attempt", attempt}},
+                               {}};
+    bus::Envelope envelope;
+    envelope.body = core::jsonrpc::serialize(job);
+    std::string exchange(bus::kExchange);
+    envelope.routing_key = "deliver_webhook";
+    if (wait) {
+      exchange.clear();  // the default exchange: straight into the delay queue
+      envelope.routing_key = delay_queue(*wait);
+      if (options_.retry_jitter > 0) {
+        thread_local std::mt19937_64 random{std::random_device{}()};
+        std::uniform_real_distribution<double> cut(0.0, options_.retry_jitter);
+        envelope.expiration = std::chrono::milliseconds(std::max<std::int64_t>(
+            1, static_cast<std::int64_t>(static_cast<double>(wait->count()) * (1.0 - cut(random)))));
+      }
+    }
+    const auto status = publish(exchange, std::move(envelope));
+    if (status != bus::PublishStatus::confirmed) {
+      return unavailable(fmt::format("queuing deliver_webhook: {}", bus::to_string(status)));
+    }
+    return {};
+  }
+
+  Result<void> dead_letter(const json::object& params) {
+    core::jsonrpc::Request job{"deliver_webhook", params, {}};
+    bus::Envelope envelope;
+    envelope.routing_key = "deliver_webhook";
+    envelope.body = core::jsonrpc::serialize(job);
+    envelope.headers["x-first-death-reason"] = "webhook_failed";
+    envelope.headers["x-first-death-queue"] = bus::worker_queue(kWorkerName);
+    const auto status = publish(bus::kDeadLetterExchange, std::move(envelope));
+    if (status != bus::PublishStatus::confirmed) {
+      return unavailable(fmt::format("dead-lettering a webhook job: {}", bus::to_string(status)));
+    }
+    return {};
+  }
+
+  Result<void> mark(json::object subscription, const std::string& key, std::string_view status) {
+    if (subscription["status"] == json::value(status)) return {};
+    subscription["status"] = status;
+    if (auto put = store_.put(store::kSubscriptions, key, json::serialize(subscription)); !put) {
+      return unavailable(put.error().message);
+    }
+    return {};
+  }
+
+  store::Store& store_;
   bus::Bus& bus_;
   MdaOptions options_;
 };
 
 }  // namespace
 
-void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, MdaOptions options) {
-  auto jobs = std::make_shared<Jobs>(store, bus, options);
+core::Result<std::vector<std::chrono::milliseconds>> parse_retry_schedule(std::string_view text) {
+  std::vector<std::chrono::milliseconds> schedule;
+  const auto bad = [&] {
+    return Error::of(
+        ErrorCode::invalid_params,
+        fmt::format("retry schedule '{}': must be waits like 5s,30s,2m,10m,1h (ms, s, m, h)", text));
+  };
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    std::int64_t number = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
+    if (ec != std::errc() || number <= 0) return bad();
+    const std::string_view unit(end, static_cast<std::size_t>(item.data() + item.size() - end));
+    std::int64_t ms = 0;
+    if (unit == "ms") {
+      ms = number;
+    } else if (unit == "s") {
+      ms = number * 1000;
+    } else if (unit == "m") {
+      ms = number * 60'000;
+    } else if (unit == "h") {
+      ms = number * 3'600'000;
+    } else {
+      return bad();
+    }
+    schedule.emplace_back(ms);
+  }
+  if (schedule.empty() || schedule.size() > 20) return bad();
+  return schedule;
+}
+
+std::string delay_queue(std::chrono::milliseconds wait) {
+  return fmt::format("inter_comm.delay.{}ms", wait.count());
+}
+
+core::Result<void> register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus,
+                                 MdaOptions options) {
+  for (const auto wait : options.retry_schedule) {
+    bus::QueueSpec delay;
+    delay.name = delay_queue(wait);
+    delay.type = bus::QueueType::classic;
+    delay.delivery_limit = 0;
+    delay.message_ttl = wait;
+    delay.dead_letter_exchange = std::string(bus::kExchange);
+    delay.dead_letter_routing_key = "deliver_webhook";
+    if (auto declared = bus.declare_queue(delay); !declared) return declared.error();
+  }
+  auto jobs = std::make_shared<Jobs>(store, bus, std::move(options));
   worker.on("deliver_message", [jobs](const json::object& params, const worker::JobContext&) {
     return jobs->deliver_message(params);
   });
+  worker.on("deliver_webhook", [jobs](const json::object& params, const worker::JobContext&) {
+    return jobs->deliver_webhook(params);
+  });
+  return {};
 }
 
 }  // namespace intercomm::mda

@@ -4,6 +4,7 @@
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
 #include "core/jsonrpc.hpp"
+#include "store/buckets.hpp"
 
 #include <fmt/core.h>
 #include <openssl/evp.h>
@@ -24,10 +25,11 @@ using core::Error;
 using core::ErrorCode;
 using core::Result;
 
-const store::Bucket kMessages = store::bucket("message");
-const store::Bucket kInbox = store::bucket("inbox");
-const store::Bucket kSubscriptions = store::bucket("subscription");
-const store::Bucket kIdempotency = store::bucket("idempotency");
+using store::kDeliveries;
+using store::kIdempotency;
+using store::kInbox;
+using store::kMessages;
+using store::kSubscriptions;
 
 Error invalid(std::string_view field, std::string_view rule) {
   Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
@@ -293,6 +295,29 @@ class Jobs {
                         {"replayed", true}};
   }
 
+  Result<json::value> list_deliveries(const json::object& params) {
+    const auto* id = params.if_contains("message_id");
+    if (params.size() != 1 || id == nullptr || !id->is_string() || !core::is_message_id(id->get_string())) {
+      return invalid("message_id", "must be a message id (8-40 of [0-9A-Z])");
+    }
+    const std::string message_id(id->get_string());
+    store::RangeQuery query;
+    query.order = store::Order::ascending;
+    query.limit = 1000;
+    auto page = store_.range(kDeliveries, message_id, query);
+    if (!page) return unavailable(page.error());
+    json::array deliveries;
+    for (const auto& entry : page->entries) {
+      auto value = store_.get(kDeliveries, store::delivery_key(message_id, entry));
+      if (!value) return unavailable(value.error());
+      if (!value->has_value()) continue;
+      boost::system::error_code ec;
+      auto attempt = json::parse(**value, ec);
+      if (!ec) deliveries.push_back(std::move(attempt));
+    }
+    return json::object{{"deliveries", std::move(deliveries)}};
+  }
+
  private:
   static bool is_idempotency_key(std::string_view key) {
     return !key.empty() && key.size() <= 255 &&
@@ -300,7 +325,7 @@ class Jobs {
   }
 
   static std::string subscription_key(std::string_view user, std::string_view id) {
-    return fmt::format("{}/{}", user, id);
+    return store::subscription_key(user, id);
   }
 
   Result<core::Message> read_message(const std::string& id) {
@@ -356,6 +381,7 @@ void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, M
   bind("list_subscriptions", &Jobs::list_subscriptions);
   bind("unsubscribe_user", &Jobs::unsubscribe_user);
   bind("claim_idempotency_key", &Jobs::claim_idempotency_key);
+  bind("list_deliveries", &Jobs::list_deliveries);
 }
 
 }  // namespace intercomm::mta

@@ -39,6 +39,8 @@ struct MtaOptions {
 //                    put_if_absent) and gets them back with replayed=false;
 //                    every later claim gets the recorded ones with
 //                    replayed=true, or -32009 when its receiver or body differ.
+//  list_deliveries   {"message_id"} -> {"deliveries":[attempt...]}: the webhook
+//                    attempts the MDA recorded, per subscription, in order.
 // Workers trust the bus: who may ask is the gateway's business.
 void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, MtaOptions options = {});
 

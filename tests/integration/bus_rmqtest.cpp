@@ -307,6 +307,31 @@ TEST_P(BusConformance, ReplyQueueBoundToTheLiveExchangeGetsItsKeysOnlyUntilUnbou
   EXPECT_EQ(received.size(), 1U);
 }
 
+TEST_P(BusConformance, ADelayQueueHandsItsMessagesBackAfterItsTtl) {
+  declare();
+  QueueSpec delay;
+  delay.name = unique_name("test_delay");
+  delay.type = QueueType::classic;
+  delay.delivery_limit = 0;
+  delay.message_ttl = 300ms;
+  delay.dead_letter_exchange = std::string(kExchange);
+  delay.dead_letter_routing_key = key_;
+  ASSERT_TRUE(bus_->declare_queue(delay));
+  Collector<std::string> bodies;
+  auto subscription = bus_->consume(queue_, 10, [&](std::unique_ptr<Delivery> d) {
+    bodies.push(d->message().body);
+    d->ack();
+  });
+  Envelope retry;
+  retry.routing_key = delay.name;  // the default exchange: straight into the delay queue
+  retry.body = "retry me";
+  const auto sent = Clock::now();
+  ASSERT_EQ(publish_and_wait(*bus_, "", retry, kTimeout), PublishStatus::confirmed);
+  ASSERT_EQ(bodies.wait_for(1, 10s), 1U);
+  EXPECT_GE(Clock::now() - sent, 250ms) << "it must wait in the delay queue";
+  EXPECT_EQ(bodies.items()[0], "retry me");
+}
+
 TEST_P(BusConformance, ThousandsOfPublishesInFlightAreAllConfirmed) {
   declare();
   constexpr int kCount = 3000;

@@ -1,0 +1,78 @@
+#include "mda/webhook.hpp"  // first: the header is self-contained
+
+#include "mda/mda.hpp"
+#include "support/webhook_receiver.hpp"
+
+#include <gtest/gtest.h>
+
+namespace intercomm::mda {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(WebhookSignature, MatchesTheStandardWebhooksTestVector) {
+  // The example of the Standard Webhooks specification (and Svix's libraries).
+  EXPECT_EQ(sign_webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+                         R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+TEST(WebhookTargets, PrivateAndLoopbackAddressesAreNamed) {
+  for (const char* ip :
+       {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.1.1", "0.0.0.0",
+        "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1", "not-an-ip"}) {
+    EXPECT_TRUE(is_private_address(ip)) << ip;
+  }
+  for (const char* ip : {"8.8.8.8", "172.32.0.1", "93.184.216.34", "2606:4700::1111"}) {
+    EXPECT_FALSE(is_private_address(ip)) << ip;
+  }
+}
+
+TEST(WebhookClient, RefusesLoopbackUnlessAllowedAndReportsTheStatus) {
+  intercomm::testing::WebhookReceiver receiver([](std::size_t) { return 204; });
+  WebhookOptions options;
+  options.timeout = 5s;
+  auto refused = post_webhook(receiver.url(), "{}", {}, options);
+  EXPECT_FALSE(refused.delivered());
+  EXPECT_EQ(refused.status, 0);
+  EXPECT_NE(refused.error.find("private or loopback"), std::string::npos) << refused.error;
+
+  options.allow_private = true;
+  auto delivered = post_webhook(receiver.url("/in?x=1"), R"({"a":1})", {{"webhook-id", "m1"}}, options);
+  EXPECT_TRUE(delivered.delivered()) << delivered.error;
+  EXPECT_EQ(delivered.status, 204);
+  const auto requests = receiver.wait_for(1, 5s);
+  ASSERT_EQ(requests.size(), 1U);
+  EXPECT_EQ(requests[0].target, "/in?x=1");
+  EXPECT_EQ(requests[0].body, R"({"a":1})");
+  EXPECT_EQ(requests[0].headers.at("webhook-id"), "m1");
+  EXPECT_EQ(requests[0].headers.at("content-type"), "application/json");
+}
+
+TEST(WebhookClient, FailuresAreReportedNotThrown) {
+  WebhookOptions options;
+  options.allow_private = true;
+  options.timeout = 2s;
+  // Nothing listens on port 1.
+  auto refused = post_webhook("http://127.0.0.1:1/x", "{}", {}, options);
+  EXPECT_FALSE(refused.delivered());
+  EXPECT_NE(refused.error.find("connecting"), std::string::npos) << refused.error;
+  EXPECT_FALSE(post_webhook("ftp://example.com/x", "{}", {}, options).delivered());
+  // A redirect is not followed and is not a delivery.
+  intercomm::testing::WebhookReceiver redirect([](std::size_t) { return 302; });
+  auto moved = post_webhook(redirect.url(), "{}", {}, options);
+  EXPECT_EQ(moved.status, 302);
+  EXPECT_FALSE(moved.delivered());
+}
+
+TEST(RetrySchedule, ParsesUnitsAndRefusesNonsense) {
+  auto schedule = parse_retry_schedule("5s,30s,2m,10m,1h,250ms");
+  ASSERT_TRUE(schedule);
+  EXPECT_EQ(*schedule, (std::vector<std::chrono::milliseconds>{5s, 30s, 2min, 10min, 1h, 250ms}));
+  for (const char* bad : {"", "5", "5x", "-1s", "0s", "5s,,1m", "1d"})
+    EXPECT_FALSE(parse_retry_schedule(bad)) << bad;
+  EXPECT_EQ(delay_queue(30s), "inter_comm.delay.30000ms");
+}
+
+}  // namespace
+}  // namespace intercomm::mda
