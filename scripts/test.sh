@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# A newcomer's second command (and CI's only one): install what is missing,
-# build, start a private RabbitMQ node, Redis and a Redis Cluster, and run every test in the normal build
-# and in the sanitizer (ASan+UBSan) build. Servers it started are stopped on
+# A newcomer's second command (and CI's only one): install what is missing
+# (Debian packages, and playwright-core from npm for the browser test), build,
+# start a private RabbitMQ node, Redis and a Redis Cluster, and run every test
+# in the normal build and in the sanitizer (ASan+UBSan) build. Servers it started are stopped on
 # exit, also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh rabbitmq-server python3-pika redis-server redis-tools
+scripts/setup.sh rabbitmq-server python3-pika redis-server redis-tools chromium
+# The browser test drives Debian's Chromium with playwright-core from npm.
+command -v npm > /dev/null || scripts/setup.sh nodejs npm
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 servers=build/test-servers
 rm -rf "$servers"

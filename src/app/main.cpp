@@ -10,6 +10,7 @@
 #include "gateway/api.hpp"
 #include "gateway/jwt.hpp"
 #include "gateway/server.hpp"
+#include "gateway/web.hpp"
 #include "mda/mda.hpp"
 #include "mta/mta.hpp"
 #include "store/open.hpp"
@@ -261,6 +262,7 @@ int run_gateway(const Config& config) {
   options->stream = stream;
   intercomm::gateway::Router router;
   intercomm::gateway::add_api_routes(router, *bus, **rpc, std::move(*options));
+  intercomm::gateway::add_web_routes(router, {});
   const auto listen = server_options(config, metrics);
   intercomm::gateway::HttpServer server(router, listen);
   auto port = server.start();
@@ -373,6 +375,7 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   intercomm::store::Store* store_ptr = store->get();
   options->ready = [store_ptr] { return store_ptr->ping(); };
   intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, std::move(*options));
+  intercomm::gateway::add_web_routes(router, {dev_secret ? config.secret : std::string()});
   const auto listen = server_options(config, metrics);
   intercomm::gateway::HttpServer server(router, listen);
   auto port = server.start();
@@ -380,7 +383,8 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     fmt::print(stderr, "intercomm run: {}\n", port.error().message);
     return 1;
   }
-  fmt::print("intercomm {}: serving on http://{}:{}\n", intercomm::core::version(), listen.host, *port);
+  fmt::print("intercomm {}: serving on http://{}:{} (chat page at /)\n", intercomm::core::version(),
+             listen.host, *port);
   fmt::print("bus: {}; store: {}\n",
              config.amqp_given ? "RabbitMQ" : "in-process, journaled in " + bus_journal_path(config.store),
              intercomm::core::mask_url_password(config.store));

@@ -122,12 +122,16 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
     }
     buffered_.clear();
     replaying_ = false;
+    connection_->send(std::string(kLiveFrame));
   }
 
   void go_live() {
     std::lock_guard lock(mu_);
     replaying_ = false;
+    if (connection_) connection_->send(std::string(kLiveFrame));
   }
+
+  static constexpr std::string_view kLiveFrame = R"({"type":"live"})";
 
   std::shared_ptr<StreamHub> hub_;
   std::string user_;

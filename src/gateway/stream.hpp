@@ -27,7 +27,9 @@ struct StreamOptions {
 //     for every message the user sends or receives (all of the user's sockets,
 //     on every gateway: multi-device);
 //   {"type":"replayed","count":N} once the messages after ?after= were sent
-//     (only when ?after= was given), then live ones follow;
+//     (only when ?after= was given);
+//   {"type":"live"} once this gateway receives the user's live messages (and
+//     the replay, if any, is done): from here on nothing is missed;
 //   {"type":"replay_truncated"} when more than the replay limit was missed.
 // With ?after=<id>, the socket first gets, oldest first, every message of the
 // user's inbox after that id, then the live ones: no gap and no duplicate at

@@ -107,26 +107,17 @@ class Stream : public ::testing::TestWithParam<std::string> {
     return message ? std::string(message->at("message_id").as_string()) : "";
   }
 
-  // A message through the whole path proves the socket is bound: sends until
-  // `ws` gets one (a bind may still be on its way right after the upgrade).
+  // Waits for the socket's {"type":"live"}; then sends one message to bob
+  // and returns its id once `ws` got it.
   std::string until_live(WsClient& ws) {
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      const std::string id = send("warm-up " + std::to_string(attempt));
-      auto event = next(ws, 2s);
-      if (!event.empty()) {
-        EXPECT_EQ(event.at("type").as_string(), "message");
-        // Drain the other warm-ups that may still come.
-        std::string last = id_in(event);
-        while (true) {
-          auto more = next(ws, 500ms);
-          if (more.empty()) break;
-          last = id_in(more);
-        }
-        return last;
-      }
-    }
-    ADD_FAILURE() << "the socket never went live";
-    return "";
+    auto first = next(ws);
+    EXPECT_FALSE(first.empty()) << "no frame after the upgrade";
+    if (first.empty()) return "";
+    EXPECT_EQ(first.at("type").as_string(), "live");
+    const std::string id = send("first");
+    auto event = next(ws);
+    EXPECT_EQ(id_in(event), id) << "a live socket misses nothing";
+    return id;
   }
 
   std::string suffix_, alice_, bob_, data_;
@@ -139,8 +130,7 @@ TEST_P(Stream, BobReceivesLiveAndAlicesOtherDeviceToo) {
   until_live(*bob);
   auto alice_device = open(alice_, alice_port_);
   until_live(*alice_device);
-  while (!next(*bob, 500ms).empty()) {
-  }
+  EXPECT_FALSE(next(*bob).empty()) << "bob gets alice's second 'first' too";
 
   const std::string id = send("merhaba");
   auto received = next(*bob);
@@ -184,6 +174,7 @@ TEST_P(Stream, ReconnectingWithAfterReplaysExactlyWhatWasMissedThenGoesLive) {
     replayed.push_back(id_in(event));
   }
   EXPECT_EQ(replayed, missed) << "exactly the 20 missed, oldest first";
+  EXPECT_EQ(next(*again).at("type").as_string(), "live");
 
   const std::string live = send("after the replay");
   EXPECT_EQ(id_in(next(*again)), live);

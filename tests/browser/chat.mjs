@@ -1,0 +1,154 @@
+// Alice and Bob chat through the web page in two headless Chromium pages:
+//   node chat.mjs INTERCOMM_BINARY embedded|split SCREENSHOT_DIR
+// embedded: one `intercomm run` (Alice signs in by name, the development sign-in;
+// Bob with a token). split: `intercomm mta`, `intercomm mda` and two
+// `intercomm gateway`s over the RabbitMQ and Redis that scripts/test.sh started
+// (INTERCOMM_TEST_AMQP, INTERCOMM_TEST_REDIS); Alice on one gateway, Bob on the other.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const [binary, mode, shots] = process.argv.slice(2);
+const secret = "browser-secret";
+const suffix = Date.now().toString(36);
+const alice = `alice_${suffix}`;
+const bob = `bob_${suffix}`;
+const children = [];
+const scratch = mkdtempSync(join(tmpdir(), "intercomm-browser-"));
+
+// Starts a process; resolves with the first stdout line starting with `prefix`
+// (and `then`, when given, with the first line after it starting with `then`).
+function start(args, prefix, then) {
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${prefix}" from ${args[0]}`)), 30000);
+    let found = null;
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (found === null && line.startsWith(prefix)) {
+        found = line;
+        if (!then) {
+          clearTimeout(timer);
+          resolve(line);
+        }
+      } else if (found !== null && then && line.startsWith(then)) {
+        clearTimeout(timer);
+        resolve([found, line]);
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${args[0]} exited with ${code}`)));
+  });
+}
+
+const portOf = (line) => Number(line.match(/:(\d+)/g).pop().slice(1));
+const token = (user) => execFileSync(binary, ["token", "--secret", secret, "--user", user]).toString().trim();
+
+async function servers() {
+  if (mode === "embedded") {
+    // No --secret: the development mode, with its sign-in by name. Bob's token is
+    // minted with the secret it generated and printed.
+    const [line, secretLine] = await start(
+        ["run", "--listen", "127.0.0.1:0", "--store", `rocksdb:${join(scratch, "store")}`], "intercomm ",
+        "development secret");
+    const dev = secretLine.split(": ").pop();
+    const url = `http://127.0.0.1:${portOf(line)}`;
+    return { aliceUrl: url, bobUrl: url, bobToken: execFileSync(binary, ["token", "--secret", dev, "--user", bob]).toString().trim() };
+  }
+  const amqp = process.env.INTERCOMM_TEST_AMQP;
+  const redis = process.env.INTERCOMM_TEST_REDIS;
+  if (!amqp || !redis) throw new Error("INTERCOMM_TEST_AMQP / INTERCOMM_TEST_REDIS not set: run through scripts/test.sh");
+  await start(["mta", "--amqp", amqp, "--store", redis], "intercomm mta: serving");
+  await start(["mda", "--amqp", amqp, "--store", redis], "intercomm mda: serving");
+  const urls = [];
+  for (let i = 0; i < 2; ++i) {
+    const line = await start(["gateway", "--listen", "127.0.0.1:0", "--amqp", amqp, "--secret", secret],
+                             "intercomm gateway: listening on ");
+    urls.push(`http://127.0.0.1:${portOf(line)}`);
+  }
+  return { aliceUrl: urls[0], bobUrl: urls[1], aliceToken: token(alice), bobToken: token(bob) };
+}
+
+async function signIn(page, url, user, userToken) {
+  await page.goto(url);
+  if (userToken) {
+    await page.fill("#token", userToken);
+    await page.click("#token-form button");
+  } else {
+    await page.waitForSelector("#dev-form:not([hidden])");
+    await page.fill("#dev-user", user);
+    await page.click("#dev-form button");
+  }
+  await page.waitForSelector("#chat:not([hidden])");
+  await page.waitForSelector("#status.live");
+}
+
+async function openPeer(page, peer) {
+  await page.fill("#peer", peer);
+  await page.click("#peer-form button");
+}
+
+async function say(page, text) {
+  await page.fill("#body", text);
+  await page.click("#send");
+}
+
+// Waits until `page` shows a bubble with `text` (mine or theirs).
+async function sees(page, text, mine) {
+  await page.locator(`#messages li.${mine ? "mine" : "theirs"}`, { hasText: text }).waitFor({ timeout: 20000 });
+}
+
+let browser;
+try {
+  const setup = await servers();
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync"],
+  });
+  const phone = { viewport: { width: 390, height: 700 }, isMobile: true, hasTouch: true };
+  const alicePage = await (await browser.newContext(phone)).newPage();
+  const bobPage = await (await browser.newContext(phone)).newPage();
+  await signIn(alicePage, setup.aliceUrl, alice, setup.aliceToken);
+  await signIn(bobPage, setup.bobUrl, bob, setup.bobToken);
+  await openPeer(alicePage, bob);
+  await openPeer(bobPage, alice);
+
+  await say(alicePage, "merhaba bob");
+  await sees(alicePage, "merhaba bob", true);
+  await sees(bobPage, "merhaba bob", false);
+  await say(bobPage, "hi alice!");
+  await sees(bobPage, "hi alice!", true);
+  await sees(alicePage, "hi alice!", false);
+
+  // Bob's socket drops; what Alice sends meanwhile arrives when it reconnects (?after=).
+  await bobPage.evaluate(() => state.socket.close());
+  await bobPage.waitForSelector("#status:not(.live)");
+  await say(alicePage, "while you were away 1");
+  await say(alicePage, "while you were away 2");
+  await sees(bobPage, "while you were away 1", false);
+  await sees(bobPage, "while you were away 2", false);
+  const bobCount = await bobPage.locator("#messages li").count();
+  if (bobCount !== 4) throw new Error(`Bob sees ${bobCount} messages, expected 4 (no duplicates)`);
+
+  mkdirSync(shots, { recursive: true });
+  await alicePage.screenshot({ path: join(shots, `chat-${mode}-alice.png`) });
+  await bobPage.screenshot({ path: join(shots, `chat-${mode}-bob.png`) });
+  console.log(`1 passed, 0 failed: alice and bob chatted both ways (${mode}); screenshots in ${shots}`);
+} catch (error) {
+  console.error(error);
+  console.log(`0 passed, 1 failed: ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close();
+  // Stop what we started, and wait for each to exit before removing its data.
+  await Promise.all(children.reverse().map((child) => new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => { child.kill("SIGKILL"); resolve(); }, 15000);
+    child.on("exit", () => { clearTimeout(timer); resolve(); });
+    child.kill("SIGTERM");
+  })));
+  rmSync(scratch, { recursive: true, force: true });
+}
