@@ -11,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <deque>
+#include <iterator>
 #include <mutex>
 
 namespace intercomm::gateway {
@@ -45,8 +46,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_ || closing_) return;
     closing_ = true;
     close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
-    queue_.clear();
-    if (!writing_) do_close();
+    // Frames not yet started are dropped; the one being written (the front)
+    // must live until its write completes.
+    if (writing_) {
+      queue_.erase(std::next(queue_.begin()), queue_.end());
+    } else {
+      queue_.clear();
+      do_close();
+    }
   }
 
  private:

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# End-to-end latency (POST /v1/messages -> the receiver's WebSocket frame) at
+# fixed offered rates, and memory per idle WebSocket, for `intercomm run` and
+# for split mode (gateway + MTA + MDA over RabbitMQ and Redis).
+#   bench/run_stream_bench.sh [--rates 100,500,1000,2000] [--seconds 5] [--idle 10000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh rabbitmq-server redis-server redis-tools curl
+scripts/build.sh release > /dev/null
+bin=build/release/intercomm
+dir=$PWD/build/bench-stream
+rm -rf "$dir"
+mkdir -p "$dir"
+ulimit -n "$(ulimit -Hn)"  # 10,000 sockets on each side
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  tests/support/rabbitmq.sh stop "$dir/rabbitmq" > /dev/null 2>&1 || true
+  tests/support/redis.sh stop "$dir/redis" > /dev/null 2>&1 || true
+}
+trap cleanup EXIT
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_http() {
+  for _ in $(seq 300); do curl -fs "$1" > /dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "run_stream_bench.sh: nothing answers at $1" >&2; return 1
+}
+secret=bench-secret
+
+echo "## embedded (intercomm run)"
+port=$(free_port)
+"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
+  --max-connections 20000 > "$dir/embedded.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+build/release/bench/stream_bench "$port" "$secret" "${pids[-1]}" "$@"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo
+echo "## split (intercomm gateway + mta + mda, RabbitMQ, Redis)"
+amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
+redis=$(tests/support/redis.sh start "$dir/redis")
+for worker in mta mda; do
+  "$bin" "$worker" --amqp "$amqp" --store "$redis" --log-level warn > "$dir/$worker.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do grep -q "intercomm $worker: serving" "$dir/$worker.log" && break; sleep 0.1; done
+done
+port=$(free_port)
+"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+  --max-connections 20000 > "$dir/gateway.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+build/release/bench/stream_bench "$port" "$secret" "${pids[-1]}" "$@"
