@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  fmt::print("| offered msg/s | sent | received | lost | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|\n");
+  fmt::print("| offered msg/s | sent | received | not within 5 s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|\n");
   int run_id = 0;
   for (int rate : rates) {
     auto result = run_rate(port, secret, rate, seconds, ++run_id);
