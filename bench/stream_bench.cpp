@@ -17,10 +17,10 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
-#include <thread>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -44,7 +44,8 @@ long rss_kib(int pid) {
 double percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  return values[std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())))];
+  return values[std::min(values.size() - 1,
+                         static_cast<std::size_t>(p * static_cast<double>(values.size())))];
 }
 
 struct Sender {
@@ -88,7 +89,8 @@ RunResult run_rate(std::uint16_t port, const std::string& secret, int rate, int 
       if (frame.at("type").as_string() == "message") {
         const std::string body(frame.at("message").at("body").as_string());
         if (auto it = sent_at.find(body); it != sent_at.end()) {
-          result.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - it->second).count());
+          result.latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(Clock::now() - it->second).count());
           sent_at.erase(it);
         }
       }
@@ -157,7 +159,9 @@ RunResult run_rate(std::uint16_t port, const std::string& secret, int rate, int 
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: stream_bench PORT SECRET GATEWAY_PID [--rates 100,500] [--seconds 5] [--idle 10000]\n");
+    fmt::print(
+        stderr,
+        "usage: stream_bench PORT SECRET GATEWAY_PID [--rates 100,500] [--seconds 5] [--idle 10000]\n");
     return 2;
   }
   const auto port = static_cast<std::uint16_t>(std::stoi(argv[1]));
@@ -181,14 +185,16 @@ int main(int argc, char** argv) {
     }
   }
 
-  fmt::print("| offered msg/s | sent | received | not within 5 s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|---|---|\n");
+  fmt::print(
+      "| offered msg/s | sent | received | not within 5 s | p50 ms | p99 ms | p99.9 ms "
+      "|\n|---|---|---|---|---|---|---|\n");
   int run_id = 0;
   for (int rate : rates) {
     auto result = run_rate(port, secret, rate, seconds, ++run_id);
     const std::size_t received = result.latencies_ms.size();
     fmt::print("| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.2f} |\n", rate, result.sent, received,
-               result.sent - received, percentile(result.latencies_ms, 0.5), percentile(result.latencies_ms, 0.99),
-               percentile(result.latencies_ms, 0.999));
+               result.sent - received, percentile(result.latencies_ms, 0.5),
+               percentile(result.latencies_ms, 0.99), percentile(result.latencies_ms, 0.999));
     std::fflush(stdout);
   }
 
@@ -203,7 +209,8 @@ int main(int argc, char** argv) {
     beast::error_code ec;
     beast::get_lowest_layer(*ws).socket().connect(endpoint, ec);
     if (ec) break;
-    const std::string token = intercomm::gateway::mint_hs256(secret, fmt::format("idle_{}", i), std::chrono::hours(1));
+    const std::string token =
+        intercomm::gateway::mint_hs256(secret, fmt::format("idle_{}", i), std::chrono::hours(1));
     ws->set_option(websocket::stream_base::decorator(
         [token](websocket::request_type& r) { r.set(http::field::authorization, "Bearer " + token); }));
     ws->handshake("127.0.0.1", "/v1/stream", ec);
@@ -213,7 +220,7 @@ int main(int argc, char** argv) {
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const long after = rss_kib(pid);
-  fmt::print("\nidle WebSockets open: {}; gateway RSS {} MiB -> {} MiB: {:.1f} KiB per socket\n", opened, before / 1024,
-             after / 1024, opened > 0 ? static_cast<double>(after - before) / opened : 0.0);
+  fmt::print("\nidle WebSockets open: {}; gateway RSS {} MiB -> {} MiB: {:.1f} KiB per socket\n", opened,
+             before / 1024, after / 1024, opened > 0 ? static_cast<double>(after - before) / opened : 0.0);
   return 0;
 }

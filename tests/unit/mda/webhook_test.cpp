@@ -4,6 +4,10 @@
 #include "support/webhook_receiver.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
 
 namespace intercomm::mda {
 namespace {
@@ -63,6 +67,35 @@ TEST(WebhookClient, FailuresAreReportedNotThrown) {
   auto moved = post_webhook(redirect.url(), "{}", {}, options);
   EXPECT_EQ(moved.status, 302);
   EXPECT_FALSE(moved.delivered());
+}
+
+// A TLS server whose certificate nobody trusts (self-signed, made here with the
+// openssl command): the client must refuse it.
+TEST(WebhookClient, HttpsRefusesACertificateItCannotVerify) {
+  const std::string dir = ::testing::TempDir() + "/tls-" + std::to_string(getpid());
+  const std::string make = "mkdir -p " + dir +
+                           " && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost "
+                           "-days 1 -keyout " +
+                           dir + "/key.pem -out " + dir + "/cert.pem 2>/dev/null";
+  ASSERT_EQ(std::system(make.c_str()), 0) << "openssl could not make a certificate";
+  const int port = 20000 + getpid() % 20000;
+  const std::string serve = "openssl s_server -quiet -accept 127.0.0.1:" + std::to_string(port) + " -cert " +
+                            dir + "/cert.pem -key " + dir + "/key.pem -www > /dev/null 2>&1 & echo $! > " +
+                            dir + "/pid";
+  ASSERT_EQ(std::system(serve.c_str()), 0);
+  WebhookOptions options;
+  options.allow_private = true;
+  options.timeout = 3s;
+  WebhookAttempt attempt;
+  for (int tries = 0; tries < 50; ++tries) {  // until the server listens
+    attempt = post_webhook("https://127.0.0.1:" + std::to_string(port) + "/", "{}", {}, options);
+    if (attempt.error.find("connecting") == std::string::npos) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  std::system(("kill $(cat " + dir + "/pid); rm -rf " + dir).c_str());
+  EXPECT_FALSE(attempt.delivered());
+  EXPECT_EQ(attempt.status, 0);
+  EXPECT_NE(attempt.error.find("TLS"), std::string::npos) << attempt.error;
 }
 
 TEST(RetrySchedule, ParsesUnitsAndRefusesNonsense) {
