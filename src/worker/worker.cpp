@@ -40,7 +40,7 @@ Worker& Worker::on(std::string job, Handler handler) {
 }
 
 core::Result<void> Worker::start() {
-  bus::QueueSpec spec{queue_, {}, options_.queue_type, options_.max_deliveries + 1};
+  bus::QueueSpec spec{queue_, {}, options_.queue_type, options_.max_deliveries + 1, std::nullopt, {}, {}};
   for (const auto& [job, handler] : handlers_) spec.binding_keys.push_back(job);
   if (auto declared = bus_.declare_queue(spec); !declared) return declared;
   for (unsigned i = 0; i < std::max(1U, options_.threads); ++i)

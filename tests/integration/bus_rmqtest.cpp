@@ -31,7 +31,7 @@ class BusConformance : public ::testing::TestWithParam<std::string> {
 
   // Declares this test's queue bound to inter_comm with this test's key.
   void declare(std::uint32_t delivery_limit = 0, QueueType type = QueueType::quorum) {
-    ASSERT_TRUE(bus_->declare_queue(QueueSpec{queue_, {key_}, type, delivery_limit}));
+    ASSERT_TRUE(bus_->declare_queue(QueueSpec{queue_, {key_}, type, delivery_limit, std::nullopt, {}, {}}));
   }
 
   Envelope job(std::string body) {
