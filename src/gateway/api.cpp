@@ -109,6 +109,16 @@ core::Result<json::object> json_body(const HttpRequest& request, HttpResponse& r
   return std::move(value.as_object());
 }
 
+// Checks a get_message result: passes it on when `user` sent or received it, else 403.
+std::function<core::Result<json::value>(json::value)> participant_only(std::string user, std::string why) {
+  return [user = std::move(user), why = std::move(why)](json::value message) -> core::Result<json::value> {
+    const auto& object = message.as_object();
+    if (object.at("sender").as_string() != user && object.at("receiver").as_string() != user)
+      return forbidden(why);
+    return message;
+  };
+}
+
 // An RPC whose result becomes `status` (or an error response).
 void rpc_call(Context& context, const std::string& method, json::object params, const HttpRequest& request,
               const std::string& user, int status, Responder respond,
@@ -291,50 +301,36 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                post_message(context, request, user, std::move(respond));
              }));
 
-  router.add(
-      "GET", "/v1/messages/{message_id}", "get_message",
-      authed(context, [context](const HttpRequest& request, const PathParams& params, const std::string& user,
-                                Responder respond) {
-        const std::string& id = params.at("message_id");
-        if (!core::is_message_id(id)) {
-          return respond(
-              error_response(Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
-        }
-        rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200, std::move(respond),
-                 [user](json::value message) -> core::Result<json::value> {
-                   const auto& object = message.as_object();
-                   if (object.at("sender").as_string() != user && object.at("receiver").as_string() != user) {
-                     return forbidden("message: only its sender and receiver may read it");
-                   }
-                   return message;
-                 });
-      }));
+  router.add("GET", "/v1/messages/{message_id}", "get_message",
+             authed(context, [context](const HttpRequest& request, const PathParams& params,
+                                       const std::string& user, Responder respond) {
+               const std::string& id = params.at("message_id");
+               if (!core::is_message_id(id)) {
+                 return respond(error_response(
+                     Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
+               }
+               rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200, std::move(respond),
+                        participant_only(user, "message: only its sender and receiver may read it"));
+             }));
 
-  router.add(
-      "GET", "/v1/messages/{message_id}/deliveries", "list_deliveries",
-      authed(context, [context](const HttpRequest& request, const PathParams& params, const std::string& user,
-                                Responder respond) {
-        const std::string& id = params.at("message_id");
-        if (!core::is_message_id(id)) {
-          return respond(
-              error_response(Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
-        }
-        // Only the message's sender or receiver may see its deliveries.
-        rpc_call(
-            *context, "get_message", {{"message_id", id}}, request, user, 200,
-            [context, request, user, id, respond](HttpResponse checked) mutable {
-              if (checked.status != 200) return respond(std::move(checked));
-              rpc_call(*context, "list_deliveries", {{"message_id", id}}, request, user, 200,
-                       std::move(respond));
-            },
-            [user](json::value message) -> core::Result<json::value> {
-              const auto& object = message.as_object();
-              if (object.at("sender").as_string() != user && object.at("receiver").as_string() != user) {
-                return forbidden("message: only its sender and receiver may see its deliveries");
-              }
-              return message;
-            });
-      }));
+  router.add("GET", "/v1/messages/{message_id}/deliveries", "list_deliveries",
+             authed(context, [context](const HttpRequest& request, const PathParams& params,
+                                       const std::string& user, Responder respond) {
+               const std::string& id = params.at("message_id");
+               if (!core::is_message_id(id)) {
+                 return respond(error_response(
+                     Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
+               }
+               // Only the message's sender or receiver may see its deliveries.
+               rpc_call(
+                   *context, "get_message", {{"message_id", id}}, request, user, 200,
+                   [context, request, user, id, respond](HttpResponse checked) mutable {
+                     if (checked.status != 200) return respond(std::move(checked));
+                     rpc_call(*context, "list_deliveries", {{"message_id", id}}, request, user, 200,
+                              std::move(respond));
+                   },
+                   participant_only(user, "message: only its sender and receiver may see its deliveries"));
+             }));
 
   const auto own =
       [context](std::string method, int status,
