@@ -26,26 +26,8 @@ dir=$PWD/build/bench-http
 rm -rf "$dir"
 mkdir -p "$dir"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  tests/support/rabbitmq.sh stop "$dir/rabbitmq" > /dev/null 2>&1 || true
-  tests/support/redis.sh stop "$dir/redis" > /dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() {  # URL
-  for _ in $(seq 300); do
-    curl -fs "$1" > /dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "run_http_bench.sh: nothing answers at $1" >&2
-  return 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 secret=bench-secret
 token=$("$bin" token --secret "$secret" --user alice --ttl 86400)
@@ -152,9 +134,7 @@ kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 echo "== split (intercomm gateway + intercomm mta, RabbitMQ, Redis)" >&2
 amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
 redis=$(tests/support/redis.sh start "$dir/redis")
-"$bin" mta --amqp "$amqp" --store "$redis" --log-level warn > "$dir/mta.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do grep -q "intercomm mta: serving" "$dir/mta.log" && break; sleep 0.1; done
+start_worker mta "$amqp" "$redis"
 port=$(free_port)
 "$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
   > "$dir/gateway.log" 2>&1 &

@@ -13,21 +13,9 @@ rm -rf "$dir"
 mkdir -p "$dir"
 ulimit -n "$(ulimit -Hn)"  # 10,000 sockets on each side
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  tests/support/rabbitmq.sh stop "$dir/rabbitmq" > /dev/null 2>&1 || true
-  tests/support/redis.sh stop "$dir/redis" > /dev/null 2>&1 || true
-}
-trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() {
-  for _ in $(seq 300); do curl -fs "$1" > /dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "run_stream_bench.sh: nothing answers at $1" >&2; return 1
-}
+# shellcheck source=bench/common.sh
+source bench/common.sh
+
 secret=bench-secret
 
 echo "## embedded (intercomm run)"
@@ -43,11 +31,8 @@ echo
 echo "## split (intercomm gateway + mta + mda, RabbitMQ, Redis)"
 amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
 redis=$(tests/support/redis.sh start "$dir/redis")
-for worker in mta mda; do
-  "$bin" "$worker" --amqp "$amqp" --store "$redis" --log-level warn > "$dir/$worker.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 300); do grep -q "intercomm $worker: serving" "$dir/$worker.log" && break; sleep 0.1; done
-done
+start_worker mta "$amqp" "$redis"
+start_worker mda "$amqp" "$redis"
 port=$(free_port)
 "$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
   --max-connections 20000 > "$dir/gateway.log" 2>&1 &

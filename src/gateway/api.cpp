@@ -250,6 +250,31 @@ core::Result<json::object> list_params(const HttpRequest& request, const std::st
   return params;
 }
 
+// GET /v1/messages/{message_id}[/...]: the id checked, then get_message by RPC,
+// which only the message's sender or receiver passes (`why` for the others);
+// then `then_method` answers with its result, or get_message's when empty.
+Handler message_route(const std::shared_ptr<Context>& context, std::string why, std::string then_method) {
+  return authed(context, [context, why, then_method](const HttpRequest& request, const PathParams& params,
+                                                     const std::string& user, Responder respond) {
+    const std::string& id = params.at("message_id");
+    if (!core::is_message_id(id)) {
+      return respond(
+          error_response(Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
+    }
+    if (then_method.empty()) {
+      return rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200, std::move(respond),
+                      participant_only(user, why));
+    }
+    rpc_call(
+        *context, "get_message", {{"message_id", id}}, request, user, 200,
+        [context, request, user, id, then_method, respond](HttpResponse checked) mutable {
+          if (checked.status != 200) return respond(std::move(checked));
+          rpc_call(*context, then_method, {{"message_id", id}}, request, user, 200, std::move(respond));
+        },
+        participant_only(user, why));
+  });
+}
+
 // GET /v1/stream: the token from Authorization or ?access_token= (browsers
 // cannot set headers on a WebSocket), ?after=<message_id> to replay.
 WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequest& request) {
@@ -302,35 +327,10 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
              }));
 
   router.add("GET", "/v1/messages/{message_id}", "get_message",
-             authed(context, [context](const HttpRequest& request, const PathParams& params,
-                                       const std::string& user, Responder respond) {
-               const std::string& id = params.at("message_id");
-               if (!core::is_message_id(id)) {
-                 return respond(error_response(
-                     Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
-               }
-               rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200, std::move(respond),
-                        participant_only(user, "message: only its sender and receiver may read it"));
-             }));
-
+             message_route(context, "message: only its sender and receiver may read it", ""));
   router.add("GET", "/v1/messages/{message_id}/deliveries", "list_deliveries",
-             authed(context, [context](const HttpRequest& request, const PathParams& params,
-                                       const std::string& user, Responder respond) {
-               const std::string& id = params.at("message_id");
-               if (!core::is_message_id(id)) {
-                 return respond(error_response(
-                     Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
-               }
-               // Only the message's sender or receiver may see its deliveries.
-               rpc_call(
-                   *context, "get_message", {{"message_id", id}}, request, user, 200,
-                   [context, request, user, id, respond](HttpResponse checked) mutable {
-                     if (checked.status != 200) return respond(std::move(checked));
-                     rpc_call(*context, "list_deliveries", {{"message_id", id}}, request, user, 200,
-                              std::move(respond));
-                   },
-                   participant_only(user, "message: only its sender and receiver may see its deliveries"));
-             }));
+             message_route(context, "message: only its sender and receiver may see its deliveries",
+                           "list_deliveries"));
 
   const auto own =
       [context](std::string method, int status,
