@@ -83,22 +83,14 @@ class RocksStore final : public Store {
 
   core::Result<bool> put_if_absent(const Bucket& bucket, std::string_view key,
                                    std::string_view value) override {
-    const std::string full_key = value_key(bucket, key);
-    // The folder lock keeps other processes out; a stripe lock orders threads.
-    std::lock_guard lock(stripes_[std::hash<std::string>()(full_key) % stripes_.size()]);
-    std::string existing;
-    const auto read = db_->Get(rocksdb::ReadOptions(), full_key, &existing);
-    if (read.ok()) return false;
-    if (!read.IsNotFound()) return failure(read, "get");
-    const auto status = db_->Put(write_, full_key, rocksdb::Slice(value.data(), value.size()));
-    if (!status.ok()) return failure(status, "put");
-    return true;
+    return put_if_absent_indexed(bucket, key, value, {}, {});
   }
 
   core::Result<bool> put_if_absent_indexed(const Bucket& bucket, std::string_view key, std::string_view value,
                                            const std::vector<IndexEntry>& indexes,
                                            std::string_view entry) override {
     const std::string full_key = value_key(bucket, key);
+    // The folder lock keeps other processes out; a stripe lock orders threads.
     std::lock_guard lock(stripes_[std::hash<std::string>()(full_key) % stripes_.size()]);
     std::string existing;
     const auto read = db_->Get(rocksdb::ReadOptions(), full_key, &existing);
