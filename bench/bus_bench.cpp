@@ -283,7 +283,9 @@ int main(int argc, char** argv) {
   const std::string tag = intercomm::core::new_message_id();
   const std::string pub_queue = "bench_pub_" + tag;
   const std::string pub_key = "bench_pub_job_" + tag;
-  if (!publisher->declare_queue(bus::QueueSpec{pub_queue, {pub_key}, bus::QueueType::quorum, 0, std::nullopt, {}, {}})) return 1;
+  if (!publisher->declare_queue(
+          bus::QueueSpec{pub_queue, {pub_key}, bus::QueueType::quorum, 0, std::nullopt, {}, {}, {}, false}))
+    return 1;
 
   fmt::print(
       "| operation | in flight | intercomm ops/s | raw rabbitmq-c ops/s | ratio | intercomm p50 / p99 µs | "
@@ -314,7 +316,9 @@ int main(int argc, char** argv) {
 
   const std::string raw_queue = "bench_raw_rpc_" + tag;
   const std::string raw_key = "bench_raw_echo_" + tag;
-  if (!publisher->declare_queue(bus::QueueSpec{raw_queue, {raw_key}, bus::QueueType::quorum, 0, std::nullopt, {}, {}})) return 1;
+  if (!publisher->declare_queue(
+          bus::QueueSpec{raw_queue, {raw_key}, bus::QueueType::quorum, 0, std::nullopt, {}, {}, {}, false}))
+    return 1;
   std::atomic<bool> stop_server{false};
   std::thread server([&] { raw_rpc_server(url, raw_queue, stop_server); });
 

@@ -4,6 +4,7 @@
 #include "bus/rpc_client.hpp"
 #include "bus/topology.hpp"
 #include "core/config.hpp"
+#include "core/limits.hpp"
 #include "core/logging.hpp"
 #include "core/message.hpp"
 #include "core/version.hpp"
@@ -68,6 +69,7 @@ void wait_for_stop() {
 struct WorkerFlags {
   std::uint16_t prefetch = 128;
   unsigned threads = 32;
+  unsigned lanes = 16;  // the MTA's ordered lanes for send_message
 };
 
 void add_worker_options(CLI::App& command, WorkerFlags& flags) {
@@ -81,10 +83,22 @@ void add_worker_options(CLI::App& command, WorkerFlags& flags) {
       ->capture_default_str();
 }
 
+// --lanes: only the MTA has ordered jobs.
+void add_lanes_option(CLI::App& command, WorkerFlags& flags) {
+  command
+      .add_option("--lanes", flags.lanes,
+                  "Ordered lanes of send_message: one conversation's messages are stored in the order "
+                  "they were accepted (0: unordered, for comparison only)")
+      ->envname("INTERCOMM_LANES")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+}
+
 intercomm::worker::WorkerOptions worker_options(const WorkerFlags& flags) {
   intercomm::worker::WorkerOptions options;
   options.prefetch = flags.prefetch;
   options.threads = flags.threads;
+  options.lanes = flags.lanes;
   return options;
 }
 
@@ -190,7 +204,7 @@ intercomm::gateway::ServerOptions server_options(const Config& config, intercomm
   intercomm::gateway::ServerOptions options;
   options.host = listen->host;
   options.port = listen->port;
-  options.max_body_bytes = config.max_body_bytes + 4096;  // room for the JSON around a full body
+  options.max_body_bytes = intercomm::core::max_request_bytes(config.max_body_bytes);
   options.threads = std::max(1U, std::thread::hardware_concurrency());
   options.max_connections = config.max_connections;
   options.metrics = &metrics;
@@ -445,6 +459,8 @@ int main(int argc, char** argv) {
   WorkerFlags worker_flags;
   add_worker_options(*mta, worker_flags);
   add_worker_options(*run, worker_flags);
+  add_lanes_option(*mta, worker_flags);
+  add_lanes_option(*run, worker_flags);
 
   auto* mda =
       app.add_subcommand("mda",

@@ -246,6 +246,17 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     });
   }
 
+  Result<void> declare_exchange(ExchangeSpec spec) {
+    return call<void>(true, [this, spec = std::move(spec)]() -> Result<void> {
+      auto declared = do_declare_exchange(spec);
+      if (declared) {
+        std::erase_if(exchanges_, [&](const ExchangeSpec& known) { return known.name == spec.name; });
+        exchanges_.push_back(spec);
+      }
+      return declared;
+    });
+  }
+
   Result<std::uint64_t> add_consumer(std::string queue, std::uint16_t prefetch, DeliveryHandler handler) {
     return call<std::uint64_t>(true,
                                [this, queue = std::move(queue), prefetch,
@@ -493,6 +504,9 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     amqp_confirm_select(conn_, kPublishChannel);
     if (!rpc_ok(kPublishChannel, "confirm.select")) return false;
     if (!declare_base_topology()) return false;
+    for (const auto& spec : exchanges_) {
+      if (!do_declare_exchange(spec)) return false;
+    }
     for (const auto& spec : declared_) {
       if (!do_declare_queue(spec)) return false;
     }
@@ -614,6 +628,39 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     return rpc_ok(kDeclareChannel, "queue.bind dead_letters");
   }
 
+  Result<void> do_declare_exchange(const ExchangeSpec& spec) {
+    if (!conn_) return unavailable("bus: not connected");
+    if (!ensure_declare_channel()) return unavailable("bus: cannot open a channel");
+    const char* type = spec.type == ExchangeType::consistent_hash ? "x-consistent-hash"
+                       : spec.type == ExchangeType::fanout        ? "fanout"
+                                                                  : "direct";
+    amqp_table_entry_t hash_header{};
+    amqp_table_t arguments = amqp_empty_table;
+    if (spec.type == ExchangeType::consistent_hash) {
+      hash_header.key = amqp_cstring_bytes("hash-header");
+      hash_header.value.kind = AMQP_FIELD_KIND_UTF8;
+      hash_header.value.value.bytes = bytes_of(spec.hash_header);
+      arguments = amqp_table_t{1, &hash_header};
+    }
+    amqp_exchange_declare(conn_, kDeclareChannel, bytes_of(spec.name), amqp_cstring_bytes(type), 0, 1, 0, 0,
+                          arguments);
+    if (auto ok = rpc_result(kDeclareChannel, "exchange.declare " + spec.name); !ok) {
+      if (spec.type == ExchangeType::consistent_hash) {
+        return Error::of(
+            ok.error().code,
+            ok.error().message +
+                " (is the plugin enabled? rabbitmq-plugins enable rabbitmq_consistent_hash_exchange)");
+      }
+      return ok;
+    }
+    for (const auto& key : spec.source_keys) {
+      amqp_exchange_bind(conn_, kDeclareChannel, bytes_of(spec.name), bytes_of(spec.source), bytes_of(key),
+                         amqp_empty_table);
+      if (auto ok = rpc_result(kDeclareChannel, "exchange.bind " + spec.name); !ok) return ok;
+    }
+    return {};
+  }
+
   Result<void> do_declare_queue(const QueueSpec& spec) {
     if (!conn_) return unavailable("bus: not connected");
     if (!ensure_declare_channel()) return unavailable("bus: cannot open a channel");
@@ -625,15 +672,24 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
       entry.value.value.bytes = bytes_of(value);
       arguments.push_back(entry);
     };
-    text("x-dead-letter-exchange",
-         spec.dead_letter_exchange.empty() ? kDeadLetterExchange : std::string_view(spec.dead_letter_exchange));
-    if (!spec.dead_letter_routing_key.empty()) text("x-dead-letter-routing-key", spec.dead_letter_routing_key);
+    text("x-dead-letter-exchange", spec.dead_letter_exchange.empty()
+                                       ? kDeadLetterExchange
+                                       : std::string_view(spec.dead_letter_exchange));
+    if (!spec.dead_letter_routing_key.empty())
+      text("x-dead-letter-routing-key", spec.dead_letter_routing_key);
     if (spec.message_ttl) {
       amqp_table_entry_t ttl{};
       ttl.key = amqp_cstring_bytes("x-message-ttl");
       ttl.value.kind = AMQP_FIELD_KIND_I64;
       ttl.value.value.i64 = spec.message_ttl->count();
       arguments.push_back(ttl);
+    }
+    if (spec.single_active_consumer) {
+      amqp_table_entry_t single{};
+      single.key = amqp_cstring_bytes("x-single-active-consumer");
+      single.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+      single.value.value.boolean = 1;
+      arguments.push_back(single);
     }
     if (spec.type == QueueType::quorum) {
       text("x-queue-type", "quorum");
@@ -648,8 +704,9 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     amqp_queue_declare(conn_, kDeclareChannel, bytes_of(spec.name), 0, 1, 0, 0,
                        amqp_table_t{static_cast<int>(arguments.size()), arguments.data()});
     if (auto ok = rpc_result(kDeclareChannel, "queue.declare " + spec.name); !ok) return ok;
+    const std::string_view exchange = spec.bind_exchange.empty() ? kExchange : spec.bind_exchange;
     for (const auto& key : spec.binding_keys) {
-      amqp_queue_bind(conn_, kDeclareChannel, bytes_of(spec.name), bytes_of(kExchange), bytes_of(key),
+      amqp_queue_bind(conn_, kDeclareChannel, bytes_of(spec.name), bytes_of(exchange), bytes_of(key),
                       amqp_empty_table);
       if (auto ok = rpc_result(kDeclareChannel, "queue.bind " + spec.name); !ok) return ok;
     }
@@ -884,6 +941,7 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   std::map<std::uint64_t, PendingPublish> pending_;
   std::multimap<Clock::time_point, std::uint64_t> deadlines_;
   std::deque<Command> deferred_;
+  std::vector<ExchangeSpec> exchanges_;
   std::vector<QueueSpec> declared_;
   std::map<std::uint64_t, ConsumerRegistration> consumers_;
   std::vector<ConsumerRegistration> retired_;
@@ -916,6 +974,10 @@ class AmqpBus : public Bus {
   ~AmqpBus() override { core_->stop(); }
 
   core::Result<void> declare_queue(const QueueSpec& spec) override { return core_->declare_queue(spec); }
+
+  core::Result<void> declare_exchange(const ExchangeSpec& spec) override {
+    return core_->declare_exchange(spec);
+  }
 
   void publish(std::string_view exchange, Envelope message, Clock::duration timeout,
                PublishCallback done) override {

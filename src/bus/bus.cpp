@@ -1,7 +1,9 @@
 // Bus pieces shared by every backend: Delivery settlement, status names, waiting.
 #include "bus/bus.hpp"
 
+#include <condition_variable>
 #include <future>
+#include <mutex>
 
 namespace intercomm::bus {
 
@@ -48,6 +50,29 @@ PublishStatus publish_and_wait(Bus& bus, std::string_view exchange, Envelope mes
   bus.publish(exchange, std::move(message), timeout,
               [promise](PublishStatus status) { promise->set_value(status); });
   return future.get();
+}
+
+std::vector<PublishStatus> publish_all_and_wait(Bus& bus, std::string_view exchange,
+                                                std::vector<Envelope> messages, Clock::duration timeout) {
+  struct Outcomes {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<PublishStatus> statuses;
+    std::size_t left = 0;
+  };
+  auto outcomes = std::make_shared<Outcomes>();
+  outcomes->statuses.assign(messages.size(), PublishStatus::failed);
+  outcomes->left = messages.size();
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    bus.publish(exchange, std::move(messages[i]), timeout, [outcomes, i](PublishStatus status) {
+      std::lock_guard lock(outcomes->mu);
+      outcomes->statuses[i] = status;
+      if (--outcomes->left == 0) outcomes->cv.notify_all();
+    });
+  }
+  std::unique_lock lock(outcomes->mu);
+  outcomes->cv.wait(lock, [&] { return outcomes->left == 0; });
+  return outcomes->statuses;
 }
 
 }  // namespace intercomm::bus

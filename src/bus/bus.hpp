@@ -87,6 +87,26 @@ using DeliveryHandler = std::function<void(std::unique_ptr<Delivery>)>;
 
 enum class QueueType { quorum, classic };
 
+enum class ExchangeType {
+  direct,
+  fanout,
+  // RabbitMQ's consistent-hash exchange (plugin rabbitmq_consistent_hash_exchange):
+  // each message goes to one bound queue chosen by a hash of a header, so all
+  // messages with the same header value go to the same queue, in order.
+  consistent_hash,
+};
+
+// An exchange of our own (inter_comm and the others of the base topology are
+// declared by every connection), optionally bound to another exchange:
+// messages published there with one of `source_keys` pass on to this one.
+struct ExchangeSpec {
+  std::string name;
+  ExchangeType type = ExchangeType::direct;
+  std::string hash_header;  // consistent_hash: the header whose value is hashed
+  std::string source;       // empty: not bound to another exchange
+  std::vector<std::string> source_keys;
+};
+
 // A worker's queue: rpc_queue_<worker>, bound to inter_comm with one key per job.
 struct QueueSpec {
   std::string name;
@@ -101,6 +121,11 @@ struct QueueSpec {
   std::optional<std::chrono::milliseconds> message_ttl;
   std::string dead_letter_exchange;     // empty: inter_comm.dlx
   std::string dead_letter_routing_key;  // empty: the message's own
+  std::string bind_exchange;            // where binding_keys bind; empty: inter_comm
+  // Only one consumer at a time gets deliveries (the first registered; the
+  // next takes over when it goes): with one handler per delivery in order,
+  // the queue's messages are handled in the order they were queued.
+  bool single_active_consumer = false;
 };
 
 // A consumer. pause() stops new deliveries while those in hand can still be
@@ -124,6 +149,10 @@ class Bus {
   // Declares inter_comm, inter_comm.dlx -> dead_letters, inter_comm.live and
   // the queue with its bindings. Idempotent; re-done after a reconnect.
   virtual core::Result<void> declare_queue(const QueueSpec& spec) = 0;
+
+  // Declares `spec` (durable) and its binding from spec.source. Idempotent;
+  // re-done after a reconnect, before the queues.
+  virtual core::Result<void> declare_exchange(const ExchangeSpec& spec) = 0;
 
   // Publishes persistent and mandatory to `exchange`; `done` is called exactly
   // once, on a bus thread, with the outcome. Many publishes may be in flight.
@@ -161,5 +190,11 @@ class Bus {
 // Waits for a publish outcome; for tests and tools (the services stay async).
 PublishStatus publish_and_wait(Bus& bus, std::string_view exchange, Envelope message,
                                Clock::duration timeout);
+
+// Publishes every message at once (their confirms overlap) and waits for all
+// the outcomes, one per message in the same order; for workers that emit the
+// jobs of a batch together.
+std::vector<PublishStatus> publish_all_and_wait(Bus& bus, std::string_view exchange,
+                                                std::vector<Envelope> messages, Clock::duration timeout);
 
 }  // namespace intercomm::bus

@@ -4,6 +4,7 @@
 #include "bus/inproc_journal.hpp"
 #include "bus/topology.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -35,6 +36,38 @@ struct Consumer {
   bool has_room() const { return active && !paused && (prefetch == 0 || unacked.size() < prefetch); }
 };
 
+// An exchange's bindings: routing key -> destination (a queue, or another
+// exchange when `to_exchange`). A consistent-hash exchange sends each message
+// to one of its bound queues, chosen by the value of its hash header.
+struct Binding {
+  std::string key;
+  std::string destination;
+  bool to_exchange = false;
+};
+
+struct Exchange {
+  ExchangeType type = ExchangeType::direct;
+  std::string hash_header;
+  std::vector<Binding> bindings;
+
+  bool has(const Binding& wanted) const {
+    return std::any_of(bindings.begin(), bindings.end(), [&](const Binding& b) {
+      return b.key == wanted.key && b.destination == wanted.destination &&
+             b.to_exchange == wanted.to_exchange;
+    });
+  }
+  void add(Binding binding) {
+    if (!has(binding)) bindings.push_back(std::move(binding));
+  }
+};
+
+// FNV-1a: a stable hash, so a key goes to the same lane in every run.
+std::uint64_t stable_hash(std::string_view text) {
+  std::uint64_t hash = 14695981039346656037ULL;
+  for (unsigned char byte : text) hash = (hash ^ byte) * 1099511628211ULL;
+  return hash;
+}
+
 struct Queue {
   std::deque<Message> ready;  // change only through the three methods below
   // The expiry times of the messages in `ready` that have one: the earliest
@@ -60,11 +93,12 @@ struct Queue {
   std::size_t next_consumer = 0;
   std::uint32_t delivery_limit = 0;  // 0: none
   bool dead_letters_to_dlx = false;
-  bool durable = false;               // declared worker queues and dead_letters: journaled
+  bool durable = false;  // declared worker queues and dead_letters: journaled
   std::optional<Clock::duration> message_ttl;
   std::string dead_letter_exchange = std::string(kDeadLetterExchange);
   std::string dead_letter_routing_key;  // empty: the message's own
-  std::uint64_t exclusive_owner = 0;  // 0: not exclusive
+  std::uint64_t exclusive_owner = 0;    // 0: not exclusive
+  bool single_active_consumer = false;  // only consumers.front() gets deliveries
 };
 
 }  // namespace
@@ -75,9 +109,9 @@ class BrokerState : public AckSink {
   explicit BrokerState(std::unique_ptr<Journal> journal = nullptr) : journal_(std::move(journal)) {
     exchanges_[std::string(kExchange)] = {};
     exchanges_[std::string(kLiveExchange)] = {};
-    exchanges_[std::string(kDeadLetterExchange)] = {};
+    exchanges_[std::string(kDeadLetterExchange)].type = ExchangeType::fanout;
     queues_[std::string(kDeadLetterQueue)].durable = true;
-    exchanges_[std::string(kDeadLetterExchange)].emplace("", std::string(kDeadLetterQueue));
+    exchanges_[std::string(kDeadLetterExchange)].add(Binding{"", std::string(kDeadLetterQueue)});
   }
 
   // Puts the journal's messages back in their queues, as redeliveries (their
@@ -128,13 +162,27 @@ class BrokerState : public AckSink {
     }
     if (!spec.dead_letter_exchange.empty()) queue.dead_letter_exchange = spec.dead_letter_exchange;
     queue.dead_letter_routing_key = spec.dead_letter_routing_key;
-    auto& bindings = exchanges_[std::string(kExchange)];
-    for (const auto& key : spec.binding_keys) {
-      bool bound = false;
-      for (auto [it, end] = bindings.equal_range(key); it != end; ++it)
-        bound = bound || it->second == spec.name;
-      if (!bound) bindings.emplace(key, spec.name);
+    queue.single_active_consumer = spec.single_active_consumer;
+    auto exchange = exchanges_.find(spec.bind_exchange.empty() ? std::string(kExchange) : spec.bind_exchange);
+    if (exchange == exchanges_.end() && !spec.binding_keys.empty()) {
+      return core::Error::of(core::ErrorCode::not_found,
+                             "exchange: " + spec.bind_exchange + " does not exist");
     }
+    for (const auto& key : spec.binding_keys) exchange->second.add(Binding{key, spec.name});
+    return {};
+  }
+
+  core::Result<void> declare_exchange(const ExchangeSpec& spec) {
+    if (spec.name.empty()) return core::Error::of(core::ErrorCode::invalid_params, "exchange: name required");
+    std::lock_guard lock(mu_);
+    auto source = exchanges_.find(spec.source);
+    if (!spec.source.empty() && source == exchanges_.end()) {
+      return core::Error::of(core::ErrorCode::not_found, "exchange: " + spec.source + " does not exist");
+    }
+    auto& exchange = exchanges_[spec.name];
+    exchange.type = spec.type;
+    exchange.hash_header = spec.hash_header;
+    for (const auto& key : spec.source_keys) source->second.add(Binding{key, spec.name, true});
     return {};
   }
 
@@ -221,19 +269,12 @@ class BrokerState : public AckSink {
       result = core::Error::of(core::ErrorCode::not_found, "exchange: " + exchange + " does not exist");
     } else if (queue.empty() || !queues_.contains(queue)) {
       result = core::Error::of(core::ErrorCode::unavailable, "reply queue: not open");
+    } else if (bind) {
+      found->second.add(Binding{key, queue});
     } else {
-      auto& bindings = found->second;
-      bool bound = false;
-      for (auto [it, end] = bindings.equal_range(key); it != end; ++it) {
-        if (it->second != queue) continue;
-        if (!bind) {
-          bindings.erase(it);
-        } else {
-          bound = true;
-        }
-        break;
-      }
-      if (bind && !bound) bindings.emplace(key, queue);
+      std::erase_if(found->second.bindings, [&](const Binding& b) {
+        return b.key == key && b.destination == queue && !b.to_exchange;
+      });
     }
     if (done) callbacks_.push_back([done = std::move(done), result = std::move(result)] { done(result); });
     cv_.notify_all();
@@ -246,8 +287,10 @@ class BrokerState : public AckSink {
       if (queue.exclusive_owner == owner) dropped.insert(name);
     }
     for (const auto& name : dropped) queues_.erase(name);
-    for (auto& [exchange, bindings] : exchanges_) {
-      std::erase_if(bindings, [&](const auto& binding) { return dropped.contains(binding.second); });
+    for (auto& [name, exchange] : exchanges_) {
+      std::erase_if(exchange.bindings, [&](const Binding& binding) {
+        return !binding.to_exchange && dropped.contains(binding.destination);
+      });
     }
   }
 
@@ -286,19 +329,45 @@ class BrokerState : public AckSink {
   }
 
  private:
-  PublishStatus route_locked(std::string_view exchange, Message message) {
-    std::vector<std::string> targets;
+  // The queues `exchange` routes `envelope` to (through exchange-to-exchange
+  // bindings too); false when the exchange does not exist.
+  bool targets_locked(std::string_view exchange, const Envelope& envelope, std::set<std::string>& targets,
+                      int depth = 0) {
     if (exchange.empty()) {  // the default exchange: routing key = queue name
-      if (queues_.contains(message.envelope.routing_key)) targets.push_back(message.envelope.routing_key);
+      if (queues_.contains(envelope.routing_key)) targets.insert(envelope.routing_key);
+      return true;
+    }
+    auto found = exchanges_.find(std::string(exchange));
+    if (found == exchanges_.end()) return false;
+    const Exchange& from = found->second;
+    std::vector<const Binding*> chosen;
+    if (from.type == ExchangeType::consistent_hash) {
+      // One queue per message: every message with the same header value goes
+      // to the same queue (the bindings' order is their declaration order).
+      if (!from.bindings.empty()) {
+        auto header = envelope.headers.find(from.hash_header);
+        const std::string_view value = header == envelope.headers.end() ? "" : header->second;
+        chosen.push_back(&from.bindings[stable_hash(value) % from.bindings.size()]);
+      }
     } else {
-      auto found = exchanges_.find(std::string(exchange));
-      if (found == exchanges_.end()) return PublishStatus::failed;  // RabbitMQ: channel error 404
-      const bool fanout = exchange == kDeadLetterExchange;
-      for (const auto& [key, queue] : found->second) {
-        if (fanout || key == message.envelope.routing_key) targets.push_back(queue);
+      for (const auto& binding : from.bindings) {
+        if (from.type == ExchangeType::fanout || binding.key == envelope.routing_key)
+          chosen.push_back(&binding);
       }
     }
-    std::set<std::string> unique(targets.begin(), targets.end());
+    for (const Binding* binding : chosen) {
+      if (!binding->to_exchange) {
+        targets.insert(binding->destination);
+      } else if (depth < 4) {
+        targets_locked(binding->destination, envelope, targets, depth + 1);
+      }
+    }
+    return true;
+  }
+
+  PublishStatus route_locked(std::string_view exchange, Message message) {
+    std::set<std::string> unique;
+    if (!targets_locked(exchange, message.envelope, unique)) return PublishStatus::failed;  // RabbitMQ: 404
     std::size_t delivered = 0;
     for (const auto& name : unique) {
       auto queue = queues_.find(name);
@@ -386,8 +455,10 @@ class BrokerState : public AckSink {
   bool dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
     for (auto& [name, queue] : queues_) {
       if (queue.ready.empty() || queue.consumers.empty()) continue;
-      for (std::size_t tried = 0; tried < queue.consumers.size(); ++tried) {
-        auto consumer = queue.consumers[queue.next_consumer++ % queue.consumers.size()];
+      const std::size_t candidates = queue.single_active_consumer ? 1 : queue.consumers.size();
+      for (std::size_t tried = 0; tried < candidates; ++tried) {
+        auto consumer = queue.single_active_consumer ? queue.consumers.front()
+                                                     : queue.consumers[queue.next_consumer++ % candidates];
         if (!consumer->has_room()) continue;
         Message message = queue.pop_front();
         const std::uint64_t tag = next_id_++;
@@ -418,7 +489,7 @@ class BrokerState : public AckSink {
   friend class InprocBroker;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, std::multimap<std::string, std::string>> exchanges_;  // exchange -> key -> queue
+  std::map<std::string, Exchange> exchanges_;
   std::map<std::string, Queue> queues_;
   std::map<std::uint64_t, std::shared_ptr<Consumer>> consumers_;
   std::deque<std::function<void()>> callbacks_;
@@ -527,6 +598,10 @@ class InprocBus : public Bus {
 
   core::Result<void> declare_queue(const QueueSpec& spec) override {
     return broker_->state().declare_queue(spec);
+  }
+
+  core::Result<void> declare_exchange(const ExchangeSpec& spec) override {
+    return broker_->state().declare_exchange(spec);
   }
 
   void publish(std::string_view exchange, Envelope message, Clock::duration, PublishCallback done) override {

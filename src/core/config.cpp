@@ -1,6 +1,8 @@
 // Config options, their checks and their masked description.
 #include "core/config.hpp"
 
+#include "core/limits.hpp"
+
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
@@ -22,6 +24,23 @@ std::string check_store(const std::string& value) {
   };
   if (after("rocksdb:") || after("redis://") || after("redis-cluster://")) return {};
   return "must be rocksdb:PATH, redis://HOST:PORT or redis-cluster://HOST:PORT,HOST:PORT,...";
+}
+
+// A body of the largest size must still fit in one bus message once escaped:
+// otherwise the gateway could answer 202 for a job a worker refuses.
+std::string check_max_body(const std::string& value) {
+  std::size_t bytes = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), bytes);
+  if (ec != std::errc() || end != value.data() + value.size() || bytes == 0) {
+    return "must be a number of bytes in the range 1 to " + std::to_string(kMaxBodyBytesLimit);
+  }
+  if (bytes > kMaxBodyBytesLimit) {
+    return fmt::format(
+        "{} is larger than the bus allows: at most {} (a job must fit in one {} MiB bus message even when "
+        "JSON escapes every byte of the body as \\u00XX)",
+        bytes, kMaxBodyBytesLimit, kMaxBusMessageBytes / (1024 * 1024));
+  }
+  return {};
 }
 
 std::string check_amqp(const std::string& value) {
@@ -89,7 +108,7 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
   if (options & kLimits) {
     app.add_option("--max-body-bytes", config.max_body_bytes, "Largest message body in bytes")
         ->envname("INTERCOMM_MAX_BODY_BYTES")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{16} * 1024 * 1024))
+        ->check(check_max_body)
         ->capture_default_str();
   }
   if (options & kGateway) {

@@ -24,8 +24,8 @@ enum class ErrorCode : std::int32_t {
   conflict = -32009,
   // Implementation-defined server errors (-32000..-32099):
   unauthorized = -32001,  // no valid credentials (HTTP 401)
-  unavailable = -32010,  // nothing could take the request now: bus down, no worker bound
-  timeout = -32011,      // no answer before the deadline
+  unavailable = -32010,   // nothing could take the request now: bus down, no worker bound
+  timeout = -32011,       // no answer before the deadline
 };
 
 // Every code of the table, in table order (for documentation and tests).

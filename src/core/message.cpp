@@ -52,6 +52,14 @@ int days_in_month(int year, int month) {
 
 }  // namespace
 
+std::string conversation_key(std::string_view a, std::string_view b) {
+  if (b < a) std::swap(a, b);
+  std::string key;
+  key.reserve(a.size() + b.size() + 1);
+  key.append(a).append(1, ' ').append(b);  // a space is never part of a user id
+  return key;
+}
+
 bool is_user_id(std::string_view value) noexcept {
   if (value.empty() || value.size() > kMaxUserIdLength) return false;
   return std::all_of(value.begin(), value.end(), [](char c) {

@@ -40,6 +40,11 @@ enum class MessageShape { new_message, stored };
 // 1-64 of [A-Za-z0-9_.-].
 bool is_user_id(std::string_view value) noexcept;
 
+// The conversation of two users, the same whichever of them sends: the key
+// that orders send_message jobs (jobs with one key are stored in the order
+// they were accepted).
+std::string conversation_key(std::string_view a, std::string_view b);
+
 // 8-40 of [0-9A-Z]: ids this system generates, and ids like the seed's X9J0UI76GBWQTF.
 bool is_message_id(std::string_view value) noexcept;
 

@@ -149,6 +149,9 @@ void publish_send(const std::shared_ptr<Context>& context, const HttpRequest& re
   envelope.routing_key = "send_message";
   envelope.body = core::jsonrpc::serialize(job);
   envelope.headers = bus_headers(request, user);
+  // One conversation's sends go through one lane of the MTA, in accept order.
+  envelope.headers[std::string(bus::kOrderKeyHeader)] =
+      core::conversation_key(message.sender, message.receiver);
   context->bus.publish(
       bus::kExchange, std::move(envelope), context->options.publish_timeout,
       [context, id = std::move(message.message_id), replayed,
@@ -227,24 +230,65 @@ void post_message(const std::shared_ptr<Context>& context, const HttpRequest& re
       });
 }
 
-core::Result<json::object> list_params(const HttpRequest& request, const std::string& user) {
-  json::object params{{"user", user}};
+// The kinds of query parameter the routes take.
+enum class QueryKind {
+  message_id,  // 8-40 of [0-9A-Z]
+  seq,         // an integer from 0
+  limit,       // an integer from 1 (the worker checks the top)
+  cursor,      // an opaque `next` of a previous page
+};
+
+// The query parameters of `request` as JSON-RPC params, each checked against
+// its kind; any other parameter is refused, naming the ones allowed.
+core::Result<json::object> query_params(const HttpRequest& request,
+                                        const std::vector<std::pair<std::string_view, QueryKind>>& allowed) {
+  json::object params;
   auto target = boost::urls::parse_origin_form(request.target);
   if (!target) return Error::of(ErrorCode::invalid_params, "query: malformed");
   for (const auto param : target->params()) {
-    if (param.key == "before" || param.key == "after") {
-      params[param.key] = param.value;
-    } else if (param.key == "limit") {
-      long limit = 0;
-      const auto [end, ec] =
-          std::from_chars(param.value.data(), param.value.data() + param.value.size(), limit);
-      if (ec != std::errc() || end != param.value.data() + param.value.size()) {
-        return Error::of(ErrorCode::invalid_params, "limit: must be an integer from 1 to 100");
-      }
-      params["limit"] = limit;
-    } else {
+    auto kind =
+        std::find_if(allowed.begin(), allowed.end(), [&](const auto& a) { return a.first == param.key; });
+    if (kind == allowed.end()) {
+      std::string names;
+      for (const auto& [name, k] : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
       return Error::of(ErrorCode::invalid_params,
-                       fmt::format("{}: unknown query parameter (allowed: before, after, limit)", param.key));
+                       fmt::format("{}: unknown query parameter (allowed: {})", param.key, names));
+    }
+    if (params.contains(param.key)) {
+      return Error::of(ErrorCode::invalid_params, fmt::format("{}: given twice", param.key));
+    }
+    switch (kind->second) {
+      case QueryKind::message_id:
+        if (!core::is_message_id(param.value)) {
+          return Error::of(ErrorCode::invalid_params,
+                           fmt::format("{}: must be a message id (8-40 of [0-9A-Z])", param.key));
+        }
+        params[param.key] = param.value;
+        break;
+      case QueryKind::seq:
+      case QueryKind::limit: {
+        std::uint64_t number = 0;
+        const auto [end, ec] =
+            std::from_chars(param.value.data(), param.value.data() + param.value.size(), number);
+        const bool limit = kind->second == QueryKind::limit;
+        if (ec != std::errc() || end != param.value.data() + param.value.size() || (limit && number == 0)) {
+          return Error::of(ErrorCode::invalid_params,
+                           fmt::format("{}: must be an integer from {}", param.key, limit ? 1 : 0));
+        }
+        if (limit) {
+          params[param.key] = static_cast<std::int64_t>(std::min<std::uint64_t>(number, 1'000'000));
+        } else {
+          params[param.key] = number;
+        }
+        break;
+      }
+      case QueryKind::cursor:
+        if (param.value.empty() || param.value.size() > 100) {
+          return Error::of(ErrorCode::invalid_params,
+                           fmt::format("{}: must be the `next` of a previous page", param.key));
+        }
+        params[param.key] = param.value;
+        break;
     }
   }
   return params;
@@ -252,65 +296,65 @@ core::Result<json::object> list_params(const HttpRequest& request, const std::st
 
 // GET /v1/messages/{message_id}[/...]: the id checked, then get_message by RPC,
 // which only the message's sender or receiver passes (`why` for the others);
-// then `then_method` answers with its result, or get_message's when empty.
-Handler message_route(const std::shared_ptr<Context>& context, std::string why, std::string then_method) {
-  return authed(context, [context, why, then_method](const HttpRequest& request, const PathParams& params,
-                                                     const std::string& user, Responder respond) {
-    const std::string& id = params.at("message_id");
-    if (!core::is_message_id(id)) {
-      return respond(
-          error_response(Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
-    }
-    if (then_method.empty()) {
-      return rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200, std::move(respond),
-                      participant_only(user, why));
-    }
-    rpc_call(
-        *context, "get_message", {{"message_id", id}}, request, user, 200,
-        [context, request, user, id, then_method, respond](HttpResponse checked) mutable {
-          if (checked.status != 200) return respond(std::move(checked));
-          rpc_call(*context, then_method, {{"message_id", id}}, request, user, 200, std::move(respond));
-        },
-        participant_only(user, why));
-  });
+// then `then_method` answers with its result (its params: the id and the
+// query's `then_query` parameters), or get_message's when empty.
+Handler message_route(const std::shared_ptr<Context>& context, std::string why, std::string then_method,
+                      std::vector<std::pair<std::string_view, QueryKind>> then_query = {}) {
+  return authed(
+      context, [context, why, then_method, then_query](const HttpRequest& request, const PathParams& params,
+                                                       const std::string& user, Responder respond) {
+        const std::string& id = params.at("message_id");
+        if (!core::is_message_id(id)) {
+          return respond(
+              error_response(Error::of(ErrorCode::invalid_params, "message_id: must be 8-40 of [0-9A-Z]")));
+        }
+        auto query = query_params(request, then_query);
+        if (!query) return respond(error_response(query.error()));
+        if (then_method.empty()) {
+          return rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200,
+                          std::move(respond), participant_only(user, why));
+        }
+        (*query)["message_id"] = id;
+        rpc_call(
+            *context, "get_message", {{"message_id", id}}, request, user, 200,
+            [context, request, user, then_method, then_params = std::move(*query),
+             respond](HttpResponse checked) mutable {
+              if (checked.status != 200) return respond(std::move(checked));
+              rpc_call(*context, then_method, std::move(then_params), request, user, 200, std::move(respond));
+            },
+            participant_only(user, why));
+      });
 }
 
 // GET /v1/stream: the token from Authorization or ?access_token= (browsers
-// cannot set headers on a WebSocket), ?after=<message_id> to replay.
+// cannot set headers on a WebSocket); ?after_seq=N or ?after=<message_id> to
+// resume.
 WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequest& request) {
   WsUpgrade upgrade;
-  auto target = boost::urls::parse_origin_form(request.target);
-  if (!target) {
-    upgrade.refusal = error_response(Error::of(ErrorCode::invalid_params, "query: malformed"));
+  auto query = query_params(
+      request,
+      {{"after_seq", QueryKind::seq}, {"after", QueryKind::message_id}, {"access_token", QueryKind::cursor}});
+  if (!query) {
+    upgrade.refusal = error_response(query.error());
     return upgrade;
   }
-  std::optional<std::string> after;
-  std::string token;
-  for (const auto param : target->params()) {
-    if (param.key == "after") {
-      if (!core::is_message_id(param.value)) {
-        upgrade.refusal = error_response(
-            Error::of(ErrorCode::invalid_params, "after: must be a message id (8-40 of [0-9A-Z])"));
-        return upgrade;
-      }
-      after = param.value;
-    } else if (param.key == "access_token") {
-      token = param.value;
-    } else {
-      upgrade.refusal = error_response(
-          Error::of(ErrorCode::invalid_params,
-                    fmt::format("{}: unknown query parameter (allowed: after, access_token)", param.key)));
-      return upgrade;
-    }
+  if (query->contains("after") && query->contains("after_seq")) {
+    upgrade.refusal =
+        error_response(Error::of(ErrorCode::invalid_params, "after: give after or after_seq, not both"));
+    return upgrade;
   }
-  auto claims = token.empty() ? authenticate_claims(request, context->options.verifier)
-                              : context->options.verifier.verify(token);
+  StreamCursor cursor;
+  if (const auto* seq = query->if_contains("after_seq")) cursor.after_seq = seq->to_number<std::uint64_t>();
+  if (const auto* after = query->if_contains("after")) cursor.after_id = std::string(after->get_string());
+  const auto* token = query->if_contains("access_token");
+  auto claims = token == nullptr ? authenticate_claims(request, context->options.verifier)
+                                 : context->options.verifier.verify(token->get_string());
   if (!claims) {
     upgrade.refusal = unauthorized(claims.error());
     return upgrade;
   }
   upgrade.handler =
-      context->options.stream->open(claims->subject, std::move(after), request.header("x-request-id"));
+      context->options.stream->open(claims->subject, std::move(cursor), request.header("x-request-id"));
   upgrade.close_at = SystemClock::time_point(std::chrono::seconds(claims->expires_at));
   return upgrade;
 }
@@ -330,7 +374,7 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
              message_route(context, "message: only its sender and receiver may read it", ""));
   router.add("GET", "/v1/messages/{message_id}/deliveries", "list_deliveries",
              message_route(context, "message: only its sender and receiver may see its deliveries",
-                           "list_deliveries"));
+                           "list_deliveries", {{"after", QueryKind::cursor}, {"limit", QueryKind::limit}}));
 
   const auto own =
       [context](std::string method, int status,
@@ -347,9 +391,16 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
       };
 
   router.add("GET", "/v1/users/{user}/messages", "list_messages",
-             own("list_messages", 200, [](const HttpRequest& request, const PathParams& path) {
-               return list_params(request, path.at("user"));
-             }));
+             own("list_messages", 200,
+                 [](const HttpRequest& request, const PathParams& path) -> core::Result<json::object> {
+                   auto params = query_params(request, {{"before", QueryKind::message_id},
+                                                        {"after", QueryKind::message_id},
+                                                        {"before_seq", QueryKind::seq},
+                                                        {"after_seq", QueryKind::seq},
+                                                        {"limit", QueryKind::limit}});
+                   if (params) (*params)["user"] = path.at("user");
+                   return params;
+                 }));
   router.add("POST", "/v1/users/{user}/subscriptions", "subscribe_user",
              own("subscribe_user", 201,
                  [](const HttpRequest& request, const PathParams& path) -> core::Result<json::object> {

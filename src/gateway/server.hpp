@@ -23,7 +23,9 @@ struct ServerOptions {
   std::size_t max_connections = 10000;            // beyond: closed at once
   std::chrono::seconds drain_timeout{10};         // stop() waits this long for requests in flight
   Metrics* metrics = nullptr;                     // when set, every request is counted and timed
-  std::size_t ws_queue_limit = 256;               // WebSocket frames waiting per socket; beyond: closed 1013
+  // WebSocket frames waiting per socket; beyond: closed 1013. A backstop:
+  // the stream paces itself well below it (StreamOptions::max_unwritten).
+  std::size_t ws_queue_limit = 1024;
 };
 
 // Serves HTTP/1.1 with keep-alive. Each connection is one coroutine: read,

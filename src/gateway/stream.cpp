@@ -1,4 +1,5 @@
-// The stream hub: users' sockets, the live bindings, and replays.
+// The stream hub: users' sockets, the live bindings, and each socket's seq
+// order (catch-up from the inbox, holes filled, repeats dropped).
 #include "gateway/stream.hpp"
 
 #include "bus/topology.hpp"
@@ -9,7 +10,6 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
-#include <deque>
 
 namespace intercomm::gateway {
 namespace {
@@ -20,16 +20,26 @@ std::string live_key(std::string_view user) {
   return fmt::format("user.{}", user);
 }
 
+std::optional<std::uint64_t> seq_in(const json::value& value) {
+  if (value.is_uint64()) return value.get_uint64();
+  if (value.is_int64() && value.get_int64() > 0) return static_cast<std::uint64_t>(value.get_int64());
+  return std::nullopt;
+}
+
 }  // namespace
 
-// One socket's side: replay first, then live; every message id sent once.
+// One socket. Everything it sends is ordered by seq: `sent_` is the last seq
+// handed to the connection; a live frame with a higher seq waits in `held_`
+// until every seq before it was sent; a hole that stays open, or frames
+// dropped because too many waited, are read from the inbox (catch-up), paced
+// by what the client has read (`unwritten_`).
 class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<Socket> {
  public:
-  Socket(std::shared_ptr<StreamHub> hub, std::string user, std::optional<std::string> after,
-         std::string request_id)
+  Socket(std::shared_ptr<StreamHub> hub, std::string user, StreamCursor cursor, std::string request_id)
       : hub_(std::move(hub)),
+        options_(hub_->options_),
         user_(std::move(user)),
-        after_(std::move(after)),
+        cursor_(std::move(cursor)),
         request_id_(std::move(request_id)) {}
 
   const std::string& user() const { return user_; }
@@ -48,106 +58,271 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
     {
       std::lock_guard lock(mu_);
       connection_.reset();
+      closed_ = true;
+      held_.clear();
     }
     hub_->detach(shared_from_this());
   }
 
-  // The live binding is in place: replay (when asked), then go live.
+  // The live binding is in place: find where the inbox ends, then catch up
+  // from the cursor (or go live from the end).
   void bound(bool ok) {
     if (!ok) {
-      close(kCloseTryAgainLater, "live delivery unavailable; reconnect with ?after=");
+      std::lock_guard lock(mu_);
+      close_locked(kCloseTryAgainLater, "live delivery unavailable; resume with after_seq=");
       return;
     }
-    if (!after_) {
-      go_live();
-      return;
-    }
-    replay_page(std::nullopt, {}, 0);
+    json::object params{{"user", user_}, {"limit", 1}};
+    call(std::move(params),
+         [self = shared_from_this()](bus::RpcResult result) { self->on_head(std::move(result)); });
   }
 
-  // A live message for this socket's user (`id` already parsed out of `text`).
-  void live(const std::string& id, const std::string& text) {
-    std::lock_guard lock(mu_);
-    if (replaying_) {
-      buffered_.emplace_back(id, text);
-      return;
+  // A live frame for this socket's user (`seq` already read out of `text`).
+  void live(std::uint64_t seq, const std::string& text) {
+    bool fetch = false;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || seq <= sent_) return;  // a repeat (a redelivered hop, two MDAs)
+      if (held_.size() >= options_.max_held) {
+        overflowed_ = true;  // dropped: read from the inbox once the hole or the catch-up is done
+        return;
+      }
+      held_.emplace(seq, text);
+      if (started_ && !catching_up_ && !waiting_room_) fetch = drain_locked();
     }
-    if (connection_) connection_->send(text);
-  }
-
-  void close(std::uint16_t code, std::string reason) {
-    std::lock_guard lock(mu_);
-    if (connection_) connection_->close(code, std::move(reason));
+    if (fetch) fetch_page();
   }
 
  private:
-  // Collects the inbox after `after_`, newest first, page by page; then sends
-  // it oldest first and goes live.
-  void replay_page(std::optional<std::string> before, std::vector<json::value> collected, std::size_t pages) {
-    json::object params{{"user", user_}, {"after", *after_}, {"limit", hub_->options_.replay_page}};
-    if (before) params["before"] = *before;
-    auto self = shared_from_this();
+  using Done = std::function<void(bus::RpcResult)>;
+
+  void call(json::object params, Done done) {
     hub_->rpc_->call(
-        "list_messages", std::move(params), hub_->options_.rpc_timeout,
+        "list_messages", std::move(params), options_.rpc_timeout,
         {{std::string(bus::kRequestIdHeader), request_id_}, {std::string(bus::kUserHeader), user_}},
-        [self, collected = std::move(collected), pages](bus::RpcResult result) mutable {
-          if (!result || !result->is_object()) {
-            self->close(kCloseTryAgainLater, "replay failed; reconnect with ?after=");
-            return;
-          }
-          const auto& page = result->as_object();
-          for (const auto& message : page.at("messages").as_array()) collected.push_back(message);
-          const auto& next = page.at("next");
-          if (next.is_string() && pages + 1 < self->hub_->options_.max_replay_pages) {
-            self->replay_page(std::string(next.as_string()), std::move(collected), pages + 1);
-            return;
-          }
-          self->finish_replay(std::move(collected), next.is_string());
-        });
+        std::move(done));
   }
 
-  void finish_replay(std::vector<json::value> newest_first, bool truncated) {
-    std::lock_guard lock(mu_);
+  void on_head(bus::RpcResult result) {
+    bool fetch = false;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      if (!result || !result->is_object()) {
+        close_locked(kCloseTryAgainLater, "the inbox could not be read; resume with after_seq=");
+        return;
+      }
+      const auto& messages = result->as_object().at("messages").as_array();
+      const std::uint64_t last = messages.empty() ? 0 : seq_in(messages.front().at("seq")).value_or(0);
+      started_ = true;
+      if (cursor_.after_seq && *cursor_.after_seq > last) {
+        close_locked(
+            kClosePolicyViolation,
+            fmt::format("after_seq {} is past the end of this inbox (last seq {})", *cursor_.after_seq, last),
+            false);
+        return;
+      }
+      if (cursor_.after_seq || cursor_.after_id) {
+        sent_ = written_ = cursor_.after_seq.value_or(0);
+        catching_up_ = backlog_ = true;
+        fetch = true;
+      } else {
+        sent_ = written_ = last;
+        fetch = announce_live_locked();
+      }
+    }
+    if (fetch) fetch_page();
+  }
+
+  // Reads the page after sent_ (the first one after the message id, when the
+  // cursor is one and not resolved yet).
+  void fetch_page() {
+    json::object params{{"user", user_}, {"limit", options_.page}};
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      catching_up_ = true;
+      if (cursor_.after_id && !resolved_) {
+        params["after"] = *cursor_.after_id;
+      } else {
+        params["after_seq"] = sent_;
+      }
+    }
+    call(std::move(params),
+         [self = shared_from_this()](bus::RpcResult result) { self->on_page(std::move(result)); });
+  }
+
+  void on_page(bus::RpcResult result) {
+    bool fetch = false;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      if (!result || !result->is_object()) {
+        if (!result && result.error().code == core::ErrorCode::invalid_params && !resolved_) {
+          close_locked(kClosePolicyViolation, result.error().message, false);  // ?after= not in this inbox
+        } else {
+          close_locked(kCloseTryAgainLater, "catching up failed; resume with after_seq=");
+        }
+        return;
+      }
+      const auto& page = result->as_object();
+      if (!resolved_ && cursor_.after_id) {
+        resolved_ = true;
+        if (const auto* after = page.if_contains("after_seq")) sent_ = written_ = seq_in(*after).value_or(0);
+      }
+      for (const auto& value : page.at("messages").as_array()) {
+        json::object item = value.as_object();
+        const auto seq = seq_in(item["seq"]);
+        if (!seq || *seq <= sent_) continue;
+        item.erase("seq");
+        send_locked(
+            json::serialize(json::object{{"type", "message"}, {"seq", *seq}, {"message", std::move(item)}}),
+            *seq);
+        sent_ = *seq;
+        if (!announced_) ++replayed_;
+      }
+      if (page.at("next_seq").is_null()) {
+        catching_up_ = false;
+        fetch = announced_ ? drain_locked() : announce_live_locked();
+      } else {
+        fetch = next_page_or_wait_locked();
+      }
+    }
+    if (fetch) fetch_page();
+  }
+
+  // True when the next page may be read now; else it waits for the client.
+  bool next_page_or_wait_locked() {
+    if (unwritten_ > options_.low_water) {
+      waiting_room_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  // Caught up for the first time: say so, then send what waited meanwhile.
+  bool announce_live_locked() {
+    if (cursor_.after_seq || cursor_.after_id) {
+      send_locked(json::serialize(json::object{{"type", "replayed"}, {"count", replayed_}}), 0);
+    }
+    send_locked(json::serialize(json::object{{"type", "live"}, {"seq", sent_}}), 0);
+    announced_ = true;
+    return drain_locked();
+  }
+
+  // Sends the held frames that continue sent_. Returns true when the inbox
+  // must be read (frames were dropped); arms the hole timer when one stays.
+  bool drain_locked() {
+    while (!held_.empty()) {
+      auto first = held_.begin();
+      if (first->first <= sent_) {
+        held_.erase(first);
+        continue;
+      }
+      if (first->first != sent_ + 1) break;  // a hole
+      if (unwritten_ >= options_.max_unwritten) {
+        if (backlog_) {
+          waiting_room_ = true;  // still catching up: wait for the client
+          return false;
+        }
+        too_slow_locked();
+        return false;
+      }
+      send_locked(std::move(first->second), first->first);
+      sent_ = first->first;
+      held_.erase(first);
+    }
+    if (overflowed_) {
+      overflowed_ = false;
+      catching_up_ = true;
+      return true;
+    }
+    if (held_.empty()) {
+      backlog_ = false;
+    } else if (!hole_timer_ && connection_) {
+      hole_timer_ = true;
+      connection_->after(options_.gap_wait, [self = shared_from_this()] { self->on_hole_timer(); });
+    }
+    return false;
+  }
+
+  void on_hole_timer() {
+    {
+      std::lock_guard lock(mu_);
+      hole_timer_ = false;
+      if (closed_ || catching_up_ || waiting_room_ || held_.empty() || held_.begin()->first <= sent_ + 1)
+        return;
+      spdlog::debug("stream: {} missed seq {}..{}; reading them from the inbox", user_, sent_ + 1,
+                    held_.begin()->first - 1);
+      catching_up_ = true;
+    }
+    fetch_page();
+  }
+
+  void on_written(std::uint64_t seq) {
+    bool fetch = false;
+    {
+      std::lock_guard lock(mu_);
+      --unwritten_;
+      written_ = std::max(written_, seq);
+      if (closed_ || !waiting_room_ || unwritten_ > options_.low_water) return;
+      waiting_room_ = false;
+      fetch = catching_up_ ? true : drain_locked();
+    }
+    if (fetch) fetch_page();
+  }
+
+  // `seq` 0: a frame that is not a message.
+  void send_locked(std::string text, std::uint64_t seq) {
     if (!connection_) return;
-    std::set<std::string> sent;
-    if (truncated) connection_->send(R"({"type":"replay_truncated"})");
-    for (auto it = newest_first.rbegin(); it != newest_first.rend(); ++it) {
-      sent.emplace(it->at("message_id").as_string());
-      connection_->send(json::serialize(json::object{{"type", "message"}, {"message", *it}}));
-    }
-    connection_->send(json::serialize(json::object{{"type", "replayed"}, {"count", newest_first.size()}}));
-    // Live messages that came during the replay: each once, none before the cursor.
-    for (auto& [id, text] : buffered_) {
-      if (id > *after_ && sent.insert(id).second) connection_->send(text);
-    }
-    buffered_.clear();
-    replaying_ = false;
-    connection_->send(std::string(kLiveFrame));
+    ++unwritten_;
+    connection_->send(std::move(text), [self = shared_from_this(), seq] { self->on_written(seq); });
   }
 
-  void go_live() {
-    std::lock_guard lock(mu_);
-    replaying_ = false;
-    if (connection_) connection_->send(std::string(kLiveFrame));
-  }
+  void too_slow_locked() { close_locked(kCloseTryAgainLater, "too slow: resume with after_seq="); }
 
-  static constexpr std::string_view kLiveFrame = R"({"type":"live"})";
+  // Closes with `reason`, followed (when `with_seq`) by the last seq the
+  // client got; before that is known, the client resumes with its own cursor.
+  void close_locked(std::uint16_t code, std::string reason, bool with_seq = true) {
+    if (with_seq && started_ && (resolved_ || !cursor_.after_id)) {
+      reason += std::to_string(written_);
+    } else if (with_seq) {
+      reason = reason.substr(0, reason.find(';')) + "; reconnect with the same cursor";
+    }
+    if (reason.size() > 120) reason.resize(120);  // a close reason is at most 123 bytes
+    if (connection_) connection_->close(code, std::move(reason));
+    closed_ = true;
+    held_.clear();
+  }
 
   std::shared_ptr<StreamHub> hub_;
-  std::string user_;
-  std::optional<std::string> after_;
-  std::string request_id_;
+  const StreamOptions options_;
+  const std::string user_;
+  const StreamCursor cursor_;
+  const std::string request_id_;
+
   std::mutex mu_;
   std::shared_ptr<WsConnection> connection_;
-  bool replaying_ = true;  // until bound (and replayed): live messages wait
-  std::deque<std::pair<std::string, std::string>> buffered_;
+  bool closed_ = false;
+  bool started_ = false;       // the inbox's end is known; sent_ is meaningful
+  bool resolved_ = false;      // an ?after=<id> cursor was turned into a seq
+  bool catching_up_ = false;   // reading the inbox: live frames wait in held_
+  bool waiting_room_ = false;  // paused until the client read enough
+  bool announced_ = false;     // {"type":"live"} was sent
+  bool backlog_ = false;       // the first catch-up and what waited during it are still going out
+  bool overflowed_ = false;    // live frames were dropped: read them from the inbox
+  bool hole_timer_ = false;
+  std::uint64_t sent_ = 0;     // the last seq handed to the connection
+  std::uint64_t written_ = 0;  // the last seq written to the client
+  std::size_t unwritten_ = 0;
+  std::size_t replayed_ = 0;
+  std::map<std::uint64_t, std::string> held_;
 };
 
 StreamHub::StreamHub(bus::Bus& bus, StreamOptions options) : bus_(bus), options_(options) {}
 
-std::shared_ptr<WsHandler> StreamHub::open(std::string user, std::optional<std::string> after,
-                                           std::string request_id) {
-  return std::make_shared<Socket>(shared_from_this(), std::move(user), std::move(after),
+std::shared_ptr<WsHandler> StreamHub::open(std::string user, StreamCursor cursor, std::string request_id) {
+  return std::make_shared<Socket>(shared_from_this(), std::move(user), std::move(cursor),
                                   std::move(request_id));
 }
 
@@ -227,12 +402,11 @@ bool StreamHub::deliver(bus::Envelope& envelope) {
   boost::system::error_code ec;
   const auto body = json::parse(envelope.body, ec);
   const auto* object = ec ? nullptr : body.if_object();
-  const auto* message = object ? object->if_contains("message") : nullptr;
-  const auto* id = message && message->is_object() ? message->as_object().if_contains("message_id") : nullptr;
-  if (id == nullptr || !id->is_string()) {
-    spdlog::warn(
-        "stream: dropped a live message for {} that is not {{\"type\":\"message\",\"message\":{{...}}}}",
-        user);
+  const auto* seq_value = object ? object->if_contains("seq") : nullptr;
+  const auto seq = seq_value ? seq_in(*seq_value) : std::nullopt;
+  if (!seq || !object->contains("message")) {
+    spdlog::warn("stream: dropped a live frame for {} that is not {{\"type\":\"message\",\"seq\":N,...}}",
+                 user);
     return true;
   }
   std::vector<std::shared_ptr<Socket>> targets;
@@ -241,8 +415,7 @@ bool StreamHub::deliver(bus::Envelope& envelope) {
     auto found = users_.find(user);
     if (found != users_.end()) targets.assign(found->second.sockets.begin(), found->second.sockets.end());
   }
-  const std::string message_id(id->get_string());
-  for (const auto& socket : targets) socket->live(message_id, envelope.body);
+  for (const auto& socket : targets) socket->live(*seq, envelope.body);
   return true;
 }
 

@@ -1,5 +1,7 @@
 // Live deliveries to WebSockets: GET /v1/stream. Binds this gateway's queue on
-// inter_comm.live while a user has sockets here, and replays what a client missed.
+// inter_comm.live while a user has sockets here, numbers nothing itself: every
+// frame carries its seq in the user's inbox, and each socket sends strictly
+// increasing seqs with no hole, filling holes from the inbox.
 #pragma once
 
 #include "bus/bus.hpp"
@@ -7,6 +9,7 @@
 #include "gateway/websocket.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,23 +21,45 @@ namespace intercomm::gateway {
 
 struct StreamOptions {
   std::chrono::milliseconds rpc_timeout{5000};
-  std::size_t replay_page = 100;
-  std::size_t max_replay_pages = 50;  // at most 5,000 messages replayed; then {"type":"replay_truncated"}
+  std::size_t page = 100;  // messages per catch-up page (list_messages also bounds a page by bytes)
+  // Frames handed to a socket and not yet written to the client. Catching up
+  // waits for them to drop to `low_water` before reading the next page; live
+  // frames that would pass `max_unwritten` mean the client reads too slowly:
+  // the socket is closed with 1013 and the seq to resume from.
+  std::size_t max_unwritten = 256;
+  std::size_t low_water = 32;
+  // Live frames kept while a socket catches up or waits for a hole to fill;
+  // past this they are dropped and read from the inbox instead.
+  std::size_t max_held = 1024;
+  // A hole in the live seqs (a frame overtook another) waits this long for
+  // the missing frame before it is filled from the inbox.
+  std::chrono::milliseconds gap_wait{200};
+};
+
+// Where a socket starts: after a seq, after a message id of the user's inbox,
+// or (neither) from now on.
+struct StreamCursor {
+  std::optional<std::uint64_t> after_seq;
+  std::optional<std::string> after_id;
 };
 
 // What a socket receives, one JSON object per text frame:
-//   {"type":"message","message":{message_id,sender,receiver,body,created_at}}
+//   {"type":"message","seq":N,"message":{message_id,sender,receiver,body,created_at}}
 //     for every message the user sends or receives (all of the user's sockets,
-//     on every gateway: multi-device);
-//   {"type":"replayed","count":N} once the messages after ?after= were sent
-//     (only when ?after= was given);
-//   {"type":"live"} once this gateway receives the user's live messages (and
-//     the replay, if any, is done): from here on nothing is missed;
-//   {"type":"replay_truncated"} when more than the replay limit was missed.
-// With ?after=<id>, the socket first gets, oldest first, every message of the
-// user's inbox after that id, then the live ones: no gap and no duplicate at
-// the seam (live messages arriving during the replay wait, and those already
-// replayed are dropped). Thread-safe.
+//     on every gateway: multi-device); N is its seq in the user's inbox, and
+//     the frames of one socket have seqs N, N+1, N+2 ... with no hole and no
+//     repeat, whatever order the bus brought them in;
+//   {"type":"replayed","count":N} once the messages after the cursor were sent
+//     (only when a cursor was given);
+//   {"type":"live","seq":S} once the socket is caught up (S: the last seq sent,
+//     or the inbox's last seq when there was no cursor): from here on nothing
+//     is missed.
+// With a cursor the socket first gets, oldest first and paced by what the
+// client reads, every message of the inbox after it; then the live ones.
+// Close codes: 1008 for a cursor past the end of the inbox or not in it; 1013
+// when the client reads too slowly or a catch-up could not be read, with
+// "resume with after_seq=N" in the reason (N: the last seq written to the
+// client). Thread-safe.
 class StreamHub : public std::enable_shared_from_this<StreamHub> {
  public:
   StreamHub(bus::Bus& bus, StreamOptions options);
@@ -43,11 +68,11 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
   // off the reply queue; false for anything else.
   bool deliver(bus::Envelope& envelope);
 
-  // Needed for replays; set once, before serving.
+  // Needed for catch-ups; set once, before serving.
   void set_rpc(bus::RpcClient& rpc) { rpc_ = &rpc; }
 
-  // A handler for a new socket of `user`; `after` is the replay cursor.
-  std::shared_ptr<WsHandler> open(std::string user, std::optional<std::string> after, std::string request_id);
+  // A handler for a new socket of `user`.
+  std::shared_ptr<WsHandler> open(std::string user, StreamCursor cursor, std::string request_id);
 
   std::size_t sockets() const;
 

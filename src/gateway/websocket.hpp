@@ -22,13 +22,18 @@ inline constexpr std::uint16_t kCloseTryAgainLater = 1013;    // the client read
 // One open WebSocket, as a handler holds it. send() queues a text frame: at
 // most `queue_limit` frames wait; one more closes the socket with 1013 (a slow
 // reader never makes the server buffer without bound, nor slows other
-// sockets). Thread-safe; after the socket closed, calls do nothing and send()
+// sockets); `written`, when given, runs once the frame is written (handlers
+// pace themselves with it). after() runs `fn` once `delay` has passed, unless
+// the socket closed first. Callbacks run on the socket's strand, one at a
+// time. Thread-safe; after the socket closed, calls do nothing and send()
 // returns false.
 class WsConnection {
  public:
   virtual ~WsConnection() = default;
-  virtual bool send(std::string text) = 0;
+  virtual bool send(std::string text, std::function<void()> written) = 0;
+  bool send(std::string text) { return send(std::move(text), nullptr); }
   virtual void close(std::uint16_t code, std::string reason) = 0;
+  virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };
 
 // What happens on one socket. The server calls these on the socket's strand,

@@ -32,13 +32,13 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed() const { return closed_; }
   void mark_closed() { closed_ = true; }
 
-  void send(std::string text) {
+  void send(std::string text, std::function<void()> written) {
     if (closed_ || closing_) return;
     if (queue_.size() >= queue_limit_) {
       close(kCloseTryAgainLater, "too slow: the send queue overflowed");
       return;
     }
-    queue_.push_back(std::move(text));
+    queue_.push_back(Frame{std::move(text), std::move(written)});
     if (!writing_) write_next();
   }
 
@@ -60,14 +60,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_next() {
     writing_ = true;
     ws_.text(true);
-    ws_.async_write(asio::buffer(queue_.front()),
+    ws_.async_write(asio::buffer(queue_.front().text),
                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
                       self->writing_ = false;
-                      if (!self->queue_.empty()) self->queue_.pop_front();
+                      std::function<void()> written;
+                      if (!self->queue_.empty()) {
+                        written = std::move(self->queue_.front().written);
+                        self->queue_.pop_front();
+                      }
                       if (ec) {
                         self->closed_ = true;
                         return;
                       }
+                      if (written) written();
                       if (self->closing_) {
                         self->do_close();
                       } else if (!self->queue_.empty()) {
@@ -80,9 +85,14 @@ class Session : public std::enable_shared_from_this<Session> {
     ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
   }
 
+  struct Frame {
+    std::string text;
+    std::function<void()> written;
+  };
+
   Stream ws_;
   std::size_t queue_limit_;
-  std::deque<std::string> queue_;
+  std::deque<Frame> queue_;
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
@@ -95,11 +105,25 @@ class Connection : public WsConnection {
   explicit Connection(const std::shared_ptr<Session>& session)
       : session_(session), executor_(session->ws().get_executor()) {}
 
-  bool send(std::string text) override {
+  using WsConnection::send;
+
+  bool send(std::string text, std::function<void()> written) override {
     auto session = session_.lock();
     if (!session) return false;
-    asio::post(executor_, [session, text = std::move(text)]() mutable { session->send(std::move(text)); });
+    asio::post(executor_, [session, text = std::move(text), written = std::move(written)]() mutable {
+      session->send(std::move(text), std::move(written));
+    });
     return true;
+  }
+
+  void after(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    auto session = session_.lock();
+    if (!session) return;
+    auto timer = std::make_shared<asio::steady_timer>(executor_, delay);
+    timer->async_wait([timer, weak = session_, fn = std::move(fn)](beast::error_code ec) {
+      auto alive = weak.lock();
+      if (!ec && alive && !alive->closed()) fn();
+    });
   }
 
   void close(std::uint16_t code, std::string reason) override {

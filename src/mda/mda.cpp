@@ -12,7 +12,6 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
-#include <future>
 #include <random>
 
 namespace intercomm::mda {
@@ -45,22 +44,31 @@ class Jobs {
       : store_(store), bus_(bus), options_(std::move(options)) {}
 
   Result<json::value> deliver_message(const json::object& params) {
-    auto message = message_param(params, {"message"});
+    auto message = message_param(params, {"message", "seqs"});
     if (!message) return message.error();
-    const std::string event =
-        json::serialize(json::object{{"type", "message"}, {"message", core::to_json(*message)}});
-    json::array live;
     std::vector<std::string> users{message->receiver};
     if (message->sender != message->receiver) users.push_back(message->sender);
+    // Each user's frame carries the message's seq in that user's inbox.
+    std::vector<bus::Envelope> frames;
     for (const auto& user : users) {
+      auto seq = seq_of(params, *message, user);
+      if (!seq) return seq.error();
       bus::Envelope envelope;
       envelope.routing_key = "user." + user;
-      envelope.body = event;
+      envelope.body = json::serialize(
+          json::object{{"type", "message"}, {"seq", *seq}, {"message", core::to_json(*message)}});
       envelope.persistent = false;  // a live copy; the inbox holds the message
-      switch (const auto status = publish(bus::kLiveExchange, std::move(envelope))) {
-        case bus::PublishStatus::confirmed: live.emplace_back(user); break;
+      frames.push_back(std::move(envelope));
+    }
+    const auto statuses =
+        bus::publish_all_and_wait(bus_, bus::kLiveExchange, std::move(frames), options_.publish_timeout);
+    json::array live;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      switch (statuses[i]) {
+        case bus::PublishStatus::confirmed: live.emplace_back(users[i]); break;
         case bus::PublishStatus::unroutable: break;  // no socket open anywhere: the inbox has it
-        default: return unavailable(fmt::format("live publish for {}: {}", user, bus::to_string(status)));
+        default:
+          return unavailable(fmt::format("live publish for {}: {}", users[i], bus::to_string(statuses[i])));
       }
     }
     auto subscriptions =
@@ -168,12 +176,26 @@ class Jobs {
     return core::message_from_json(*raw, core::MessageLimits{std::size_t(-1)}, core::MessageShape::stored);
   }
 
+  // The message's seq in `user`'s inbox: from the job (the MTA sends it), or
+  // looked up when a job came without it.
+  Result<std::uint64_t> seq_of(const json::object& params, const core::Message& message,
+                               const std::string& user) {
+    const auto* seqs = params.if_contains("seqs");
+    if (seqs != nullptr && !seqs->is_object()) return invalid("seqs", "must be an object {\"<user>\": seq}");
+    const auto* seq = seqs ? seqs->as_object().if_contains(user) : nullptr;
+    if (seq != nullptr) {
+      if (seq->is_uint64()) return seq->get_uint64();
+      if (seq->is_int64() && seq->get_int64() > 0) return static_cast<std::uint64_t>(seq->get_int64());
+      return invalid("seqs", "must map users to positive integers");
+    }
+    auto stored = store_.inbox_seq(user, message.message_id);
+    if (!stored) return unavailable(stored.error().message);
+    if (!*stored) return invalid("message", "not in the inbox of " + user + " (is it stored?)");
+    return **stored;
+  }
+
   bus::PublishStatus publish(std::string_view exchange, bus::Envelope envelope) {
-    auto promise = std::make_shared<std::promise<bus::PublishStatus>>();
-    auto outcome = promise->get_future();
-    bus_.publish(exchange, std::move(envelope), options_.publish_timeout,
-                 [promise](bus::PublishStatus status) { promise->set_value(status); });
-    return outcome.get();
+    return bus::publish_and_wait(bus_, exchange, std::move(envelope), options_.publish_timeout);
   }
 
   // Queues attempt `attempt` for one subscription: now (into inter_comm), or

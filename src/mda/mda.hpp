@@ -33,14 +33,15 @@ core::Result<std::vector<std::chrono::milliseconds>> parse_retry_schedule(std::s
 std::string delay_queue(std::chrono::milliseconds wait);
 
 // Registers on `worker` the MDA's jobs (and declares its delay queues):
-//  deliver_message {"message":{message_id,sender,receiver,body,created_at}} ->
-//  {"message_id","live","webhooks"}
-//    publishes {"type":"message","message":{...}} to inter_comm.live with
-//    routing key user.<receiver>, and user.<sender> when the sender is
-//    someone else (their other devices). Unroutable means nobody has a socket
-//    open: the message waits in the inbox, which is not a failure. A publish
-//    that failed is -32010 and the job is retried; a receiver may then get a
-//    message twice, and de-duplicates by message_id (at least once).
+//  deliver_message {"message":{message_id,sender,receiver,body,created_at},
+//                   "seqs":{"<user>":seq,...}} -> {"message_id","live","webhooks"}
+//    publishes {"type":"message","seq":N,"message":{...}} to inter_comm.live
+//    with routing key user.<receiver>, and user.<sender> when the sender is
+//    someone else (their other devices), N being the message's seq in that
+//    user's inbox (looked up when the job has no seqs). Unroutable means
+//    nobody has a socket open: the message waits in the inbox, which is not
+//    a failure. A publish that failed is -32010 and the job is retried; a
+//    gateway then sees a seq twice and drops the second (gateway/stream.hpp).
 //    `live` lists the users with a socket open somewhere. Then one
 //    deliver_webhook job per webhook subscription of the receiver.
 //  deliver_webhook {"message":{...},"user","subscription_id","attempt"} -> {"outcome"}

@@ -20,16 +20,23 @@ struct MtaOptions {
 };
 
 // Registers on `worker` the jobs the MTA owns:
-//  send_message      {"message":{sender,receiver,body[,message_id][,created_at]}} -> {"message_id"}
-//                    stores once (put_if_absent; a redelivery is a no-op, a
-//                    different message under a used id is -32009), adds it to
-//                    both inboxes, then queues deliver_message; any step failing
-//                    transiently is -32010 and the job is retried (every step
-//                    is idempotent).
+//  send_message      {"message":{sender,receiver,body[,message_id][,created_at]}}
+//                    -> {"message_id","seqs":{"<user>":seq,...}}
+//                    An ordered job (lanes keyed by the conversation): stores
+//                    the message once (a redelivery is a no-op; a different
+//                    message under a used id is -32009) and appends it to the
+//                    sender's and the receiver's inbox, where it gets the next
+//                    seq (jobs of one conversation in the order they were
+//                    queued); then queues deliver_message {"message","seqs"}.
+//                    A transient failure is -32010: retried in place, in order.
 //  get_message       {"message_id"} -> the message (seed shape plus id and time);
 //                    missing/malformed id -32602, unknown id -32004.
-//  list_messages     {"user"[,"before"][,"after"][,"limit"]} -> {"messages":[...],"next"}
-//                    newest first; `next` is the `before` of the next page.
+//  list_messages     {"user"[,"after"|"after_seq"][,"before"|"before_seq"][,"limit"]}
+//                    -> {"messages":[message + "seq"...],"next","next_seq"}: oldest
+//                    first after a cursor, else newest first; a page stops at
+//                    `limit` items or core::kPageBudgetBytes, and next/next_seq
+//                    continue it (null at the end). after/before name a message
+//                    of this inbox by id.
 //  subscribe_user    {"user","webhook":{"url"}} -> the subscription with its secret
 //  list_subscriptions {"user"} -> {"subscriptions":[...]} (secrets left out)
 //  unsubscribe_user  {"user","subscription_id"} -> {"removed":true}; unknown -32004
@@ -39,8 +46,9 @@ struct MtaOptions {
 //                    put_if_absent) and gets them back with replayed=false;
 //                    every later claim gets the recorded ones with
 //                    replayed=true, or -32009 when its receiver or body differ.
-//  list_deliveries   {"message_id"} -> {"deliveries":[attempt...]}: the webhook
-//                    attempts the MDA recorded, per subscription, in order.
+//  list_deliveries   {"message_id"[,"after"][,"limit"]} -> {"deliveries":[attempt...],"next"}:
+//                    the webhook attempts the MDA recorded, per subscription, in
+//                    order, paged like list_messages.
 // Workers trust the bus: who may ask is the gateway's business.
 void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, MtaOptions options = {});
 

@@ -12,7 +12,7 @@
 namespace intercomm::store {
 
 inline const Bucket kMessages = bucket("message");  // message_id -> message
-inline const Bucket kInbox = bucket("inbox");       // index per user: message ids
+inline const Bucket kInbox = bucket("inbox");       // per user: seq -> message id (Store::inbox_*)
 inline const Bucket kSubscriptions =
     bucket("subscription");                            // <user>/<id> -> subscription; index per user: ids
 inline const Bucket kDeliveries = bucket("delivery");  // <message_id>/<entry> -> attempt; index per message

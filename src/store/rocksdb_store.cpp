@@ -1,15 +1,21 @@
 // RocksDB backend: prefixed keys, striped locks for put_if_absent, iterators for ranges.
 #include "store/rocksdb_store.hpp"
 
+#include "store/buckets.hpp"
+
 #include <fmt/core.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <map>
 #include <mutex>
+#include <set>
 
 namespace intercomm::store {
 namespace {
@@ -58,6 +64,37 @@ std::optional<std::string> prefix_successor(std::string prefix) {
   return std::nullopt;
 }
 
+// Inbox keys: the last seq given (per user), an entry per seq (value: the
+// message id), and the seq of each message id (per user).
+const Bucket kInboxLast = bucket("inbox_last");
+const Bucket kInboxSeq = bucket("inbox_seq");
+
+std::string big_endian(std::uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(value & 0xFF);
+    value >>= 8;
+  }
+  return out;
+}
+
+std::uint64_t from_big_endian(std::string_view bytes) {
+  std::uint64_t value = 0;
+  for (char byte : bytes.substr(0, 8)) value = (value << 8) | static_cast<unsigned char>(byte);
+  return value;
+}
+
+std::string inbox_entry_key(std::string_view user, std::uint64_t seq) {
+  return index_prefix(kInbox, user) + big_endian(seq);
+}
+
+std::string inbox_seq_key(std::string_view user, std::string_view message_id) {
+  std::string key;
+  append_component(key, user);
+  key.append(message_id);
+  return value_key(kInboxSeq, key);
+}
+
 Error failure(const rocksdb::Status& status, std::string_view what) {
   return Error::of(ErrorCode::unavailable,
                    fmt::format("store: rocksdb {} failed: {}", what, status.ToString()));
@@ -83,34 +120,21 @@ class RocksStore final : public Store {
 
   core::Result<bool> put_if_absent(const Bucket& bucket, std::string_view key,
                                    std::string_view value) override {
-    return put_if_absent_indexed(bucket, key, value, {}, {});
-  }
-
-  core::Result<bool> put_if_absent_indexed(const Bucket& bucket, std::string_view key, std::string_view value,
-                                           const std::vector<IndexEntry>& indexes,
-                                           std::string_view entry) override {
     const std::string full_key = value_key(bucket, key);
     // The folder lock keeps other processes out; a stripe lock orders threads.
-    std::lock_guard lock(stripes_[std::hash<std::string>()(full_key) % stripes_.size()]);
+    std::lock_guard lock(stripes_[stripe_of(full_key)]);
     std::string existing;
     const auto read = db_->Get(rocksdb::ReadOptions(), full_key, &existing);
     if (read.ok()) return false;
     if (!read.IsNotFound()) return failure(read, "get");
-    rocksdb::WriteBatch batch;
-    batch.Put(full_key, rocksdb::Slice(value.data(), value.size()));
-    for (const auto& index : indexes) {
-      std::string index_entry = index_prefix(index.bucket, index.index_key);
-      index_entry.append(entry);
-      batch.Put(index_entry, rocksdb::Slice());
-    }
-    const auto status = db_->Write(write_, &batch);
-    if (!status.ok()) return failure(status, "batch write");
+    const auto status = db_->Put(write_, full_key, rocksdb::Slice(value.data(), value.size()));
+    if (!status.ok()) return failure(status, "put");
     return true;
   }
 
   core::Result<bool> remove(const Bucket& bucket, std::string_view key) override {
     const std::string full_key = value_key(bucket, key);
-    std::lock_guard lock(stripes_[std::hash<std::string>()(full_key) % stripes_.size()]);
+    std::lock_guard lock(stripes_[stripe_of(full_key)]);
     std::string existing;
     const auto read = db_->Get(rocksdb::ReadOptions(), full_key, &existing);
     if (read.IsNotFound()) return false;
@@ -193,12 +217,160 @@ class RocksStore final : public Store {
     return page;
   }
 
+  // One synced WriteBatch for every message up to the first one already
+  // stored (or all of them), under the stripe locks of their ids and inboxes:
+  // seqs are given, and become visible, in one step.
+  StoredMessages store_messages(std::span<const NewMessage> messages) override {
+    StoredMessages out;
+    std::vector<std::string> message_keys;
+    std::set<std::size_t> stripes;
+    for (const auto& message : messages) {
+      message_keys.push_back(value_key(kMessages, message.message_id));
+      stripes.insert(stripe_of(message_keys.back()));
+      for (const auto& user : message.inboxes) stripes.insert(stripe_of(user));
+    }
+    const auto locks = lock_stripes(stripes);
+
+    rocksdb::WriteBatch batch;
+    std::map<std::string, std::uint64_t, std::less<>> last;    // inbox -> last seq, as this batch leaves it
+    std::map<std::string, std::string, std::less<>> in_batch;  // message key -> value, written by this batch
+    for (std::size_t i = 0; i < messages.size() && !out.existing_index; ++i) {
+      const auto& message = messages[i];
+      const std::string& key = message_keys[i];
+      std::string existing;
+      if (auto found = in_batch.find(key); found != in_batch.end()) {
+        existing = found->second;
+      } else if (const auto read = db_->Get(rocksdb::ReadOptions(), key, &existing); !read.ok()) {
+        if (!read.IsNotFound()) {
+          out.error = failure(read, "get");
+          return out;
+        }
+        existing.clear();
+        batch.Put(key, message.value);
+        in_batch.emplace(key, message.value);
+        std::vector<std::uint64_t> seqs;
+        for (const auto& user : message.inboxes) {
+          auto seq = next_seq(last, user);
+          if (!seq) {
+            out.error = seq.error();
+            return out;
+          }
+          batch.Put(inbox_entry_key(user, *seq), message.message_id);
+          batch.Put(inbox_seq_key(user, message.message_id), big_endian(*seq));
+          seqs.push_back(*seq);
+        }
+        out.seqs.push_back(std::move(seqs));
+        continue;
+      }
+      out.existing_index = i;
+      out.existing_value = std::move(existing);
+    }
+    for (const auto& [user, seq] : last) batch.Put(value_key(kInboxLast, user), big_endian(seq));
+    if (batch.Count() > 0) {
+      if (const auto status = db_->Write(write_, &batch); !status.ok()) {
+        StoredMessages failed;
+        failed.error = failure(status, "batch write");
+        return failed;
+      }
+    }
+    return out;
+  }
+
+  core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id) override {
+    std::lock_guard lock(stripes_[stripe_of(user)]);
+    auto known = inbox_seq(user, message_id);
+    if (!known) return known.error();
+    if (*known) return **known;
+    std::map<std::string, std::uint64_t, std::less<>> last;
+    auto seq = next_seq(last, user);
+    if (!seq) return seq.error();
+    rocksdb::WriteBatch batch;
+    batch.Put(inbox_entry_key(user, *seq), rocksdb::Slice(message_id.data(), message_id.size()));
+    batch.Put(inbox_seq_key(user, message_id), big_endian(*seq));
+    batch.Put(value_key(kInboxLast, user), big_endian(*seq));
+    if (const auto status = db_->Write(write_, &batch); !status.ok()) return failure(status, "batch write");
+    return *seq;
+  }
+
+  core::Result<std::optional<std::uint64_t>> inbox_seq(std::string_view user,
+                                                       std::string_view message_id) override {
+    std::string value;
+    const auto status = db_->Get(rocksdb::ReadOptions(), inbox_seq_key(user, message_id), &value);
+    if (status.IsNotFound()) return std::optional<std::uint64_t>();
+    if (!status.ok()) return failure(status, "get");
+    return std::optional<std::uint64_t>(from_big_endian(value));
+  }
+
+  core::Result<std::uint64_t> inbox_last_seq(std::string_view user) override {
+    std::string value;
+    const auto status = db_->Get(rocksdb::ReadOptions(), value_key(kInboxLast, user), &value);
+    if (status.IsNotFound()) return std::uint64_t{0};
+    if (!status.ok()) return failure(status, "get");
+    return from_big_endian(value);
+  }
+
+  core::Result<InboxPage> inbox_range(std::string_view user, const InboxQuery& query) override {
+    const std::string prefix = index_prefix(kInbox, user);
+    const std::uint64_t low = query.after_seq.value_or(0);  // exclusive
+    const std::uint64_t high = query.before_seq.value_or(std::numeric_limits<std::uint64_t>::max());
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    InboxPage page;
+    if (high <= low + 1) return page;  // no seq fits between the bounds
+    const auto take = [&]() -> bool {  // false once outside the range
+      if (!it->Valid()) return false;
+      const auto key = it->key();
+      if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) return false;
+      const std::uint64_t seq = from_big_endian(std::string_view(key.data() + prefix.size(), 8));
+      if (seq <= low || seq >= high) return false;
+      if (page.entries.size() == query.limit) {
+        page.more = true;
+        return false;
+      }
+      page.entries.push_back(InboxEntry{seq, it->value().ToString()});
+      return true;
+    };
+    if (query.order == Order::ascending) {
+      for (it->Seek(prefix + big_endian(low + 1)); it->Valid() && take(); it->Next()) {
+      }
+    } else {
+      for (it->SeekForPrev(prefix + big_endian(high - 1)); it->Valid() && take(); it->Prev()) {
+      }
+    }
+    if (!it->status().ok()) return failure(it->status(), "range");
+    return page;
+  }
+
   bool ping() override { return true; }
 
  private:
+  static constexpr std::size_t kStripes = 1024;
+
+  static std::size_t stripe_of(std::string_view key) { return std::hash<std::string_view>()(key) % kStripes; }
+
+  // Locks the stripes in ascending order (every caller does): no deadlock.
+  std::vector<std::unique_lock<std::mutex>> lock_stripes(const std::set<std::size_t>& stripes) {
+    std::vector<std::unique_lock<std::mutex>> locks;
+    locks.reserve(stripes.size());
+    for (const auto stripe : stripes) locks.emplace_back(stripes_[stripe]);
+    return locks;
+  }
+
+  // The next seq of `user`'s inbox, counting what `last` already gave in this
+  // batch; the caller holds the user's stripe.
+  core::Result<std::uint64_t> next_seq(std::map<std::string, std::uint64_t, std::less<>>& last,
+                                       std::string_view user) {
+    auto found = last.find(user);
+    if (found == last.end()) {
+      auto stored = inbox_last_seq(user);
+      if (!stored) return stored.error();
+      found = last.emplace(std::string(user), *stored).first;
+    }
+    return ++found->second;
+  }
+
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::WriteOptions write_;
-  std::array<std::mutex, 64> stripes_;
+  std::array<std::mutex, kStripes> stripes_;
 };
 
 }  // namespace

@@ -1,18 +1,44 @@
-// The Store's default composite operations, built from the primitive ones.
+// The Store's step-by-step operations, for backends that cannot write a
+// message and its inbox entries in one atomic step.
 #include "store/store.hpp"
+
+#include "store/buckets.hpp"
 
 namespace intercomm::store {
 
-core::Result<bool> Store::put_if_absent_indexed(const Bucket& bucket, std::string_view key,
-                                                std::string_view value,
-                                                const std::vector<IndexEntry>& indexes,
-                                                std::string_view entry) {
-  auto written = put_if_absent(bucket, key, value);
-  if (!written || !*written) return written;
-  for (const auto& index : indexes) {
-    if (auto added = index_add(index.bucket, index.index_key, entry); !added) return added.error();
+StoredMessages Store::store_messages_in_steps(std::span<const NewMessage> messages) {
+  StoredMessages out;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& message = messages[i];
+    // The message first: an inbox entry then never points to a missing message.
+    auto written = put_if_absent(kMessages, message.message_id, message.value);
+    if (!written) {
+      out.error = written.error();
+      return out;
+    }
+    if (!*written) {
+      auto existing = get(kMessages, message.message_id);
+      if (!existing || !existing->has_value()) {
+        out.error = existing ? core::Error::of(core::ErrorCode::unavailable, "store: a message vanished")
+                             : existing.error();
+        return out;
+      }
+      out.existing_index = i;
+      out.existing_value = std::move(**existing);
+      return out;
+    }
+    std::vector<std::uint64_t> seqs;
+    for (const auto& user : message.inboxes) {
+      auto seq = inbox_append(user, message.message_id);
+      if (!seq) {
+        out.error = seq.error();
+        return out;
+      }
+      seqs.push_back(*seq);
+    }
+    out.seqs.push_back(std::move(seqs));
   }
-  return true;
+  return out;
 }
 
 }  // namespace intercomm::store

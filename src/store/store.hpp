@@ -4,7 +4,9 @@
 #include "core/errors.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +42,51 @@ struct Page {
   std::optional<std::string> next;  // pass as `after` (ascending) or `before` (descending); none at the end
 };
 
+// One entry of a user's inbox: the inbox numbers its messages 1, 2, 3 ...
+struct InboxEntry {
+  std::uint64_t seq = 0;
+  std::string message_id;
+
+  friend bool operator==(const InboxEntry&, const InboxEntry&) = default;
+};
+
+// A page of an inbox by seq; both bounds exclusive.
+struct InboxQuery {
+  std::optional<std::uint64_t> after_seq;
+  std::optional<std::uint64_t> before_seq;
+  std::size_t limit = 50;
+  Order order = Order::descending;
+};
+
+struct InboxPage {
+  std::vector<InboxEntry> entries;  // in the query's order
+  bool more = false;                // entries past the last one match the query too
+};
+
+// A message to store and the inboxes it lands in (its sender's and its
+// receiver's; one when they are the same user).
+struct NewMessage {
+  std::string message_id;
+  std::string value;  // what get() returns for it from bucket `message`
+  std::vector<std::string> inboxes;
+};
+
+// What became of the messages of one store_messages() call, in order.
+struct StoredMessages {
+  // One per message stored by this call, in the order given: its seq in
+  // each of its inboxes (same order as NewMessage::inboxes).
+  std::vector<std::vector<std::uint64_t>> seqs;
+  // Set when the call stopped at a message whose id was already stored:
+  // its index and the value stored under that id. Nothing after it was
+  // touched.
+  std::optional<std::size_t> existing_index;
+  std::string existing_value;
+  // Set when the call stopped on a failure (transient: retry): the messages
+  // in `seqs` are stored; the failing one may be partly written (its value
+  // without all of its inbox entries); nothing after it was touched.
+  std::optional<core::Error> error;
+};
+
 // A key-value store with ordered indexes. Keys, values and sort keys are
 // arbitrary bytes. Every call is synchronous, thread-safe and bounded by the
 // backend's timeout; failures to reach the backend are ErrorCode::unavailable
@@ -57,20 +104,6 @@ class Store {
   // and processes sharing the backend.
   virtual core::Result<bool> put_if_absent(const Bucket& bucket, std::string_view key,
                                            std::string_view value) = 0;
-  // put_if_absent, and when it wrote, also adds `entry` to each index in
-  // `indexes` (bucket, index_key). Backends that can do it in one atomic write
-  // do (RocksDB: one synced WriteBatch, so one sync instead of 1 + N); the
-  // others do the steps in order. Either way a retry after a failure is safe:
-  // callers re-add the index entries when this returns false.
-  struct IndexEntry {
-    Bucket bucket;
-    std::string index_key;
-  };
-  virtual core::Result<bool> put_if_absent_indexed(const Bucket& bucket, std::string_view key,
-                                                   std::string_view value,
-                                                   const std::vector<IndexEntry>& indexes,
-                                                   std::string_view entry);
-
   // True when something was removed.
   virtual core::Result<bool> remove(const Bucket& bucket, std::string_view key) = 0;
 
@@ -82,8 +115,41 @@ class Store {
   virtual core::Result<Page> range(const Bucket& bucket, std::string_view index_key,
                                    const RangeQuery& query) = 0;
 
+  // Inboxes: every user's messages (sent and received) numbered by `seq` =
+  // 1, 2, 3 ... with no hole. A seq is assigned together with its entry in
+  // one atomic step, so a reader never sees seq N+1 while N is missing.
+
+  // Stores each message (once per id, in bucket `message`) and appends it to
+  // its inboxes, in the order given, so a later message gets a higher seq in
+  // every inbox the two share. Stops at the first message whose id is
+  // already stored (see StoredMessages) so that the caller can compare it and
+  // repair its inbox entries with inbox_append() before anything after it
+  // gets a seq. Backends do as much as they can in one atomic write (RocksDB:
+  // one synced WriteBatch for the whole call; Redis: one script) and the rest
+  // in order.
+  virtual StoredMessages store_messages(std::span<const NewMessage> messages) = 0;
+
+  // Appends `message_id` to `user`'s inbox unless it is there already;
+  // returns its seq either way (idempotent: a retry after a failure is safe).
+  virtual core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id) = 0;
+
+  // The seq of `message_id` in `user`'s inbox, or none.
+  virtual core::Result<std::optional<std::uint64_t>> inbox_seq(std::string_view user,
+                                                               std::string_view message_id) = 0;
+
+  // The last seq given in `user`'s inbox (0 when it is empty).
+  virtual core::Result<std::uint64_t> inbox_last_seq(std::string_view user) = 0;
+
+  virtual core::Result<InboxPage> inbox_range(std::string_view user, const InboxQuery& query) = 0;
+
   // True when the backend answers (for readiness checks).
   virtual bool ping() = 0;
+
+ protected:
+  // store_messages() as separate steps, in order, each one idempotent: the
+  // message (put_if_absent), then one inbox_append() per inbox. For backends
+  // that cannot write keys of different shards together (Redis Cluster).
+  StoredMessages store_messages_in_steps(std::span<const NewMessage> messages);
 };
 
 }  // namespace intercomm::store

@@ -1,11 +1,14 @@
-// Worker: envelope checks, dispatch to handlers, replies, and the ack policy.
+// Worker: envelope checks, dispatch to handlers, replies, the ack policy, and
+// ordered lanes.
 #include "worker/worker.hpp"
 
 #include "bus/topology.hpp"
-#include "core/jsonrpc.hpp"
+#include "core/limits.hpp"
 #include "core/logging.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <random>
 
 namespace intercomm::worker {
 
@@ -16,16 +19,39 @@ using core::ErrorCode;
 
 namespace {
 
-// What becomes of a message once handled, for messages without reply_to.
-// Ordered: a later value wins when a batch mixes outcomes.
-enum class Disposition { ack, dead_letter, retry };
-
 std::string header(const bus::Envelope& envelope, std::string_view name) {
   auto found = envelope.headers.find(std::string(name));
   return found == envelope.headers.end() ? std::string() : found->second;
 }
 
+JobContext context_of(const bus::Delivery& delivery) {
+  const bus::Envelope& envelope = delivery.message();
+  return JobContext{{},
+                    header(envelope, bus::kRequestIdHeader),
+                    header(envelope, bus::kUserHeader),
+                    delivery.redelivered(),
+                    delivery.delivery_count()};
+}
+
+// Consistent-hash bindings weigh a queue by its number of points on the ring:
+// more points spread the keys more evenly over the lanes.
+constexpr std::string_view kLaneWeight = "20";
+
 }  // namespace
+
+// One lane: its deliveries in queue order, handled by one thread at a time.
+struct Worker::Lane {
+  std::string queue;
+  struct Held {
+    std::unique_ptr<bus::Delivery> delivery;
+    std::uint32_t failures = 0;  // handler throws seen here (not transient failures)
+  };
+  std::deque<Held> pending;
+  bool scheduled = false;  // queued in tasks_ or delayed_, or running
+  std::chrono::milliseconds backoff{0};
+  bool isolate = false;  // after a throw: one job per turn, to find the one that throws
+  std::unique_ptr<bus::Subscription> subscription;
+};
 
 Worker::Worker(bus::Bus& bus, std::string name, WorkerOptions options)
     : bus_(bus), name_(std::move(name)), queue_(bus::worker_queue(name_)), options_(options) {}
@@ -39,20 +65,64 @@ Worker& Worker::on(std::string job, Handler handler) {
   return *this;
 }
 
+Worker& Worker::on_ordered(std::string job, BatchHandler handler) {
+  ordered_handlers_[std::move(job)] = std::move(handler);
+  return *this;
+}
+
 core::Result<void> Worker::start() {
-  bus::QueueSpec spec{queue_, {}, options_.queue_type, options_.max_deliveries + 1, std::nullopt, {}, {}};
+  const bool laned = options_.lanes > 0 && !ordered_handlers_.empty();
+  bus::QueueSpec spec{queue_, {},   options_.queue_type, options_.max_deliveries + 1, std::nullopt, {}, {},
+                      {},     false};
   for (const auto& [job, handler] : handlers_) spec.binding_keys.push_back(job);
+  if (!laned) {
+    for (const auto& [job, handler] : ordered_handlers_) spec.binding_keys.push_back(job);
+  }
   if (auto declared = bus_.declare_queue(spec); !declared) return declared;
+  if (laned) {
+    bus::ExchangeSpec exchange{bus::lanes_exchange(name_),
+                               bus::ExchangeType::consistent_hash,
+                               std::string(bus::kOrderKeyHeader),
+                               std::string(bus::kExchange),
+                               {}};
+    for (const auto& [job, handler] : ordered_handlers_) exchange.source_keys.push_back(job);
+    if (auto declared = bus_.declare_exchange(exchange); !declared) return declared;
+    for (unsigned i = 0; i < options_.lanes; ++i) {
+      auto lane = std::make_unique<Lane>();
+      lane->queue = bus::lane_queue(name_, i);
+      bus::QueueSpec lane_spec{lane->queue,
+                               {std::string(kLaneWeight)},
+                               options_.queue_type,
+                               options_.max_deliveries + 1,
+                               std::nullopt,
+                               {},
+                               {},
+                               exchange.name,
+                               true};
+      if (auto declared = bus_.declare_queue(lane_spec); !declared) return declared;
+      lanes_.push_back(std::move(lane));
+    }
+  }
   for (unsigned i = 0; i < std::max(1U, options_.threads); ++i)
     threads_.emplace_back([this] { run_thread(); });
   subscription_ = bus_.consume(queue_, options_.prefetch, [this](std::unique_ptr<bus::Delivery> delivery) {
     on_delivery(std::move(delivery));
   });
-  if (!subscription_) {
+  bool consuming = subscription_ != nullptr;
+  for (auto& lane : lanes_) {
+    Lane* target = lane.get();
+    lane->subscription =
+        bus_.consume(lane->queue, options_.prefetch, [this, target](std::unique_ptr<bus::Delivery> delivery) {
+          on_lane_delivery(*target, std::move(delivery));
+        });
+    consuming = consuming && lane->subscription != nullptr;
+  }
+  if (!consuming) {
     stop();
     return Error::of(ErrorCode::unavailable, "worker: cannot consume " + queue_);
   }
-  spdlog::info("worker {}: consuming {} ({} jobs, prefetch {}, {} threads)", name_, queue_, handlers_.size(),
+  spdlog::info("worker {}: consuming {} ({} jobs, {} ordered over {} lanes, prefetch {}, {} threads)", name_,
+               queue_, handlers_.size() + ordered_handlers_.size(), ordered_handlers_.size(), lanes_.size(),
                options_.prefetch, threads_.size());
   return {};
 }
@@ -65,11 +135,19 @@ void Worker::stop() {
   }
   // No new deliveries; finish and settle the ones in hand, then close.
   if (subscription_) subscription_->pause();
+  for (auto& lane : lanes_) {
+    if (lane->subscription) lane->subscription->pause();
+  }
   {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return (inbox_.empty() && busy_ == 0) || threads_.empty(); });
+    // A lane backing off gives its jobs back now rather than waiting.
+    for (auto& [when, lane] : delayed_) tasks_.push_back(Task{nullptr, lane});
+    delayed_.clear();
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return busy_ == 0 || threads_.empty(); });
   }
   subscription_.reset();
+  for (auto& lane : lanes_) lane->subscription.reset();
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
@@ -80,7 +158,8 @@ void Worker::stop() {
 }
 
 Worker::Stats Worker::stats() const {
-  return Stats{acked_.load(), requeued_.load(), dead_lettered_.load(), replies_.load()};
+  return Stats{acked_.load(), requeued_.load(), dead_lettered_.load(), replies_.load(),
+               retried_in_place_.load()};
 }
 
 void Worker::on_delivery(std::unique_ptr<bus::Delivery> delivery) {
@@ -89,34 +168,103 @@ void Worker::on_delivery(std::unique_ptr<bus::Delivery> delivery) {
   // failed delivery).
   std::lock_guard lock(mu_);
   ++busy_;
-  inbox_.push_back(std::move(delivery));
+  tasks_.push_back(Task{std::move(delivery), nullptr});
   cv_.notify_one();
+}
+
+void Worker::on_lane_delivery(Lane& lane, std::unique_ptr<bus::Delivery> delivery) {
+  std::lock_guard lock(mu_);
+  ++busy_;
+  lane.pending.push_back(Lane::Held{std::move(delivery), 0});
+  if (!lane.scheduled) {
+    lane.scheduled = true;
+    tasks_.push_back(Task{nullptr, &lane});
+    cv_.notify_one();
+  }
 }
 
 void Worker::run_thread() {
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stopped_ || !inbox_.empty(); });
-    if (inbox_.empty()) return;  // stopped
-    auto delivery = std::move(inbox_.front());
-    inbox_.pop_front();
-    lock.unlock();
-    process(std::move(delivery));
-    lock.lock();
+    const auto now = std::chrono::steady_clock::now();
+    while (!delayed_.empty() && delayed_.begin()->first <= now) {
+      tasks_.push_back(Task{nullptr, delayed_.begin()->second});
+      delayed_.erase(delayed_.begin());
+    }
+    if (!tasks_.empty()) {
+      Task task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      if (task.lane != nullptr) {
+        run_lane(*task.lane);
+      } else {
+        process(std::move(task.delivery));
+      }
+      lock.lock();
+      continue;
+    }
+    if (stopped_) return;
+    if (delayed_.empty()) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, delayed_.begin()->first);
+    }
   }
 }
 
-void Worker::process(std::unique_ptr<bus::Delivery> owned) {
-  std::shared_ptr<bus::Delivery> delivery = std::move(owned);
-  const bus::Envelope& envelope = delivery->message();
-  JobContext context{{},
-                     header(envelope, bus::kRequestIdHeader),
-                     header(envelope, bus::kUserHeader),
-                     delivery->redelivered(),
-                     delivery->delivery_count()};
+void Worker::settled() {
+  std::lock_guard lock(mu_);
+  --busy_;
+  cv_.notify_all();
+}
+
+void Worker::finish(bus::Delivery& delivery, const std::vector<jsonrpc::Response>& responses, bool batch,
+                    Disposition disposition) {
+  const bus::Envelope& envelope = delivery.message();
+  if (!envelope.reply_to.empty()) {
+    // The answer is final whatever becomes of the reply (its caller may be gone).
+    std::string body = batch               ? jsonrpc::serialize_batch(responses)
+                       : responses.empty() ? std::string()
+                                           : jsonrpc::serialize(responses.front());
+    if (!body.empty()) {
+      bus::Envelope reply;
+      reply.routing_key = envelope.reply_to;
+      reply.correlation_id = envelope.correlation_id;
+      reply.body = std::move(body);
+      reply.persistent = false;
+      const std::string request_id = header(envelope, bus::kRequestIdHeader);
+      if (!request_id.empty()) reply.headers[std::string(bus::kRequestIdHeader)] = request_id;
+      replies_.fetch_add(1);
+      bus_.publish_reply(std::move(reply));
+    }
+    disposition = Disposition::ack;
+  } else if (disposition == Disposition::retry && delivery.delivery_count() + 1 >= options_.max_deliveries) {
+    spdlog::error("worker {}: giving up after {} deliveries; dead-lettering", name_,
+                  delivery.delivery_count() + 1);
+    disposition = Disposition::dead_letter;
+  }
+  switch (disposition) {
+    case Disposition::ack:
+      delivery.ack();
+      acked_.fetch_add(1);
+      break;
+    case Disposition::retry:
+      delivery.reject(true);
+      requeued_.fetch_add(1);
+      break;
+    case Disposition::dead_letter:
+      delivery.reject(false);
+      dead_lettered_.fetch_add(1);
+      break;
+  }
+  settled();
+}
+
+void Worker::process(std::unique_ptr<bus::Delivery> delivery) {
+  JobContext context = context_of(*delivery);
   core::logging::ScopedRequestId request_scope(context.request_id);
 
-  const auto incoming = jsonrpc::parse_incoming(envelope.body);
+  const auto incoming = jsonrpc::parse_incoming(delivery->message().body, core::kMaxBusMessageBytes);
   std::vector<jsonrpc::Response> responses;
   Disposition disposition = Disposition::ack;
   const auto worst = [&](Disposition d) { disposition = std::max(disposition, d); };
@@ -131,71 +279,158 @@ void Worker::process(std::unique_ptr<bus::Delivery> owned) {
     const auto& request = std::get<jsonrpc::Request>(item);
     context.method = request.method;
     core::Result<json::value> outcome = Error::of(ErrorCode::internal_error);
-    auto handler = handlers_.find(request.method);
-    if (handler == handlers_.end()) {
-      outcome = Error::of(ErrorCode::method_not_found,
-                          "method: worker " + name_ + " does not serve " + request.method);
-      worst(Disposition::dead_letter);
-    } else {
-      try {
+    try {
+      if (auto handler = handlers_.find(request.method); handler != handlers_.end()) {
         outcome = handler->second(request.params_or_empty(), context);
-        if (!outcome && outcome.error().code == ErrorCode::unavailable) worst(Disposition::retry);
-      } catch (const std::exception& e) {
-        spdlog::error("worker {}: {} threw: {}", name_, request.method, e.what());
-        outcome = Error::of(ErrorCode::internal_error);  // no internals leaked
-        worst(Disposition::retry);
+      } else if (auto ordered = ordered_handlers_.find(request.method); ordered != ordered_handlers_.end()) {
+        // An ordered job outside a lane (lanes off, or sent here directly): a batch of one.
+        const BatchJob job{&request.params_or_empty(), context};
+        auto outcomes = ordered->second(std::span<const BatchJob>(&job, 1));
+        if (!outcomes.empty()) outcome = std::move(outcomes.front());
+      } else {
+        outcome = Error::of(ErrorCode::method_not_found,
+                            "method: worker " + name_ + " does not serve " + request.method);
+        worst(Disposition::dead_letter);
       }
+      if (!outcome && outcome.error().code == ErrorCode::unavailable) worst(Disposition::retry);
+    } catch (const std::exception& e) {
+      spdlog::error("worker {}: {} threw: {}", name_, request.method, e.what());
+      outcome = Error::of(ErrorCode::internal_error);  // no internals leaked
+      worst(Disposition::retry);
     }
     if (!request.is_notification()) responses.push_back(jsonrpc::Response{*request.id, std::move(outcome)});
   }
+  finish(*delivery, responses, incoming.batch, disposition);
+}
 
-  const auto settle = [this, delivery](Disposition d) {
-    switch (d) {
-      case Disposition::ack:
-        delivery->ack();
-        acked_.fetch_add(1);
-        break;
-      case Disposition::retry:
-        delivery->reject(true);
-        requeued_.fetch_add(1);
-        break;
-      case Disposition::dead_letter:
-        delivery->reject(false);
-        dead_lettered_.fetch_add(1);
-        break;
-    }
+// One turn of a lane: its deliveries in order, consecutive ordered jobs of one
+// method handed to their handler together. A transient failure puts the job
+// and everything after it back at the lane's head and backs off.
+void Worker::run_lane(Lane& lane) {
+  std::vector<Lane::Held> held;
+  bool draining = false;
+  {
     std::lock_guard lock(mu_);
-    --busy_;
-    cv_.notify_all();
-  };
-
-  if (!envelope.reply_to.empty()) {
-    std::string body = incoming.batch      ? jsonrpc::serialize_batch(responses)
-                       : responses.empty() ? std::string()
-                                           : jsonrpc::serialize(responses.front());
-    if (body.empty()) {
-      settle(Disposition::ack);
-      return;
+    const std::size_t take = lane.isolate ? 1 : std::max<std::size_t>(1, options_.prefetch);
+    while (!lane.pending.empty() && held.size() < take) {
+      held.push_back(std::move(lane.pending.front()));
+      lane.pending.pop_front();
     }
-    bus::Envelope reply;
-    reply.routing_key = envelope.reply_to;
-    reply.correlation_id = envelope.correlation_id;
-    reply.body = std::move(body);
-    reply.persistent = false;
-    if (!context.request_id.empty()) reply.headers[std::string(bus::kRequestIdHeader)] = context.request_id;
-    replies_.fetch_add(1);
-    // The answer is final whatever becomes of the reply (its caller may be gone).
-    bus_.publish_reply(std::move(reply));
-    settle(Disposition::ack);
+    draining = draining_;
+  }
+
+  std::size_t retry_from = held.size();
+  bool threw = false;
+  for (std::size_t i = 0; i < held.size() && retry_from == held.size();) {
+    // The run of single, ordered requests of one method starting at i.
+    std::vector<jsonrpc::Request> requests;
+    std::vector<BatchJob> jobs;
+    const BatchHandler* handler = nullptr;
+    std::size_t end = i;
+    for (; end < held.size(); ++end) {
+      auto incoming = jsonrpc::parse_incoming(held[end].delivery->message().body, core::kMaxBusMessageBytes);
+      if (incoming.batch || incoming.items.size() != 1) break;
+      auto* request = std::get_if<jsonrpc::Request>(&incoming.items.front());
+      if (request == nullptr) break;
+      auto found = ordered_handlers_.find(request->method);
+      if (found == ordered_handlers_.end() || (handler != nullptr && handler != &found->second)) break;
+      handler = &found->second;
+      requests.push_back(std::move(*request));
+    }
+    if (handler == nullptr) {  // not an ordered job: handled on its own, as on rpc_queue_<name>
+      process(std::move(held[i].delivery));
+      ++i;
+      continue;
+    }
+    jobs.reserve(requests.size());
+    for (std::size_t k = 0; k < requests.size(); ++k) {
+      JobContext context = context_of(*held[i + k].delivery);
+      context.method = requests[k].method;
+      jobs.push_back(BatchJob{&requests[k].params_or_empty(), std::move(context)});
+    }
+    std::vector<core::Result<json::value>> outcomes;
+    try {
+      core::logging::ScopedRequestId request_scope(jobs.front().context.request_id);
+      outcomes = (*handler)(jobs);
+    } catch (const std::exception& e) {
+      spdlog::error("worker {}: {} threw: {}", name_, requests.front().method, e.what());
+      threw = true;
+    }
+    if (!threw && outcomes.size() != jobs.size()) {
+      spdlog::error("worker {}: {} gave {} outcomes for {} jobs", name_, requests.front().method,
+                    outcomes.size(), jobs.size());
+      threw = true;
+    }
+    for (std::size_t k = 0; k < jobs.size(); ++k) {
+      auto& delivery = *held[i + k].delivery;
+      const bool rpc = !delivery.message().reply_to.empty();
+      const bool transient = threw || (!outcomes[k] && outcomes[k].error().code == ErrorCode::unavailable);
+      if (transient && !rpc) {
+        retry_from = i + k;
+        break;
+      }
+      std::vector<jsonrpc::Response> responses;
+      if (!requests[k].is_notification()) {
+        responses.push_back(jsonrpc::Response{
+            *requests[k].id, threw ? core::Result<json::value>(Error::of(ErrorCode::internal_error))
+                                   : std::move(outcomes[k])});
+      }
+      finish(delivery, responses, false, Disposition::ack);
+      held[i + k].delivery.reset();
+    }
+    i = end;
+  }
+
+  // What is left goes back to the head of the lane, in order.
+  std::vector<Lane::Held> again;
+  for (std::size_t k = retry_from; k < held.size(); ++k) {
+    if (!held[k].delivery) continue;
+    if (threw && k == retry_from) {
+      ++held[k].failures;
+      if (lane.isolate && held[k].failures + held[k].delivery->delivery_count() >= options_.max_deliveries) {
+        // Deterministic: this very job made the handler throw every time.
+        spdlog::error("worker {}: a job of {} threw {} times; dead-lettering", name_, lane.queue,
+                      held[k].failures);
+        finish(*held[k].delivery, {}, false, Disposition::dead_letter);
+        continue;
+      }
+    }
+    again.push_back(std::move(held[k]));
+  }
+  if (!again.empty() && draining) {
+    // Stopping: what could not be done goes back to the queue as it is.
+    for (auto& item : again) {
+      item.delivery.reset();  // rejected with requeue
+      settled();
+    }
+    again.clear();
+  }
+
+  std::lock_guard lock(mu_);
+  if (threw) lane.isolate = true;
+  if (!again.empty()) {
+    retried_in_place_.fetch_add(again.size());
+    for (auto it = again.rbegin(); it != again.rend(); ++it) lane.pending.push_front(std::move(*it));
+    lane.backoff = std::min(options_.retry_last, std::max(options_.retry_first, lane.backoff * 2));
+    thread_local std::mt19937 random{std::random_device{}()};
+    const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
+    const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(lane.backoff.count() * jitter));
+    if (!threw)
+      spdlog::warn("worker {}: {} waits {} ms after a transient failure", name_, lane.queue, wait.count());
+    delayed_.emplace(std::chrono::steady_clock::now() + wait, &lane);
+    cv_.notify_all();
     return;
   }
-
-  if (disposition == Disposition::retry && delivery->delivery_count() + 1 >= options_.max_deliveries) {
-    spdlog::error("worker {}: giving up after {} deliveries; dead-lettering", name_,
-                  delivery->delivery_count() + 1);
-    disposition = Disposition::dead_letter;
+  if (!threw) {
+    lane.backoff = std::chrono::milliseconds(0);
+    if (retry_from == held.size()) lane.isolate = false;
   }
-  settle(disposition);
+  if (!lane.pending.empty()) {
+    tasks_.push_back(Task{nullptr, &lane});  // behind the others: lanes take turns
+    cv_.notify_one();
+  } else {
+    lane.scheduled = false;
+  }
 }
 
 }  // namespace intercomm::worker

@@ -3,17 +3,20 @@
 
 #include "bus/bus.hpp"
 #include "core/errors.hpp"
+#include "core/jsonrpc.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +30,13 @@ struct WorkerOptions {
   // x-delivery-limit is set one above, as a backstop for crashing workers).
   std::uint32_t max_deliveries = 5;
   bus::QueueType queue_type = bus::QueueType::quorum;
+  // Ordered jobs (on_ordered) are spread over this many lanes; 0 serves them
+  // on rpc_queue_<name> with the other jobs, in no particular order.
+  unsigned lanes = 16;
+  // Back-off of a lane whose head job failed transiently: doubling from the
+  // first to the last, with jitter.
+  std::chrono::milliseconds retry_first{50};
+  std::chrono::milliseconds retry_last{2000};
 };
 
 // What a handler sees besides its params.
@@ -45,6 +55,19 @@ struct JobContext {
 using Handler =
     std::function<core::Result<boost::json::value>(const boost::json::object& params, const JobContext&)>;
 
+// One job of a batch handed to an ordered handler.
+struct BatchJob {
+  const boost::json::object* params;
+  JobContext context;
+};
+
+// Handles consecutive jobs of one lane, in the order they were queued, and
+// returns one outcome per job in the same order. An outcome `unavailable`
+// (transient) at job i promises that jobs i+1 ... had no effect yet: the
+// worker hands jobs i ... back to the handler, in order, after a back-off,
+// for as long as it takes (an outage does not spend the delivery budget).
+using BatchHandler = std::function<std::vector<core::Result<boost::json::value>>(std::span<const BatchJob>)>;
+
 // Consumes rpc_queue_<name>, bound to inter_comm with one key per registered
 // job. For each message:
 //  - with reply_to (an RPC): the outcome is final: the response (result, the
@@ -57,6 +80,13 @@ using Handler =
 // Notifications never get a reply; batches get one array reply. Handlers run
 // on `threads` threads; at most `prefetch` messages are in hand at once.
 // Acks happen only after the handler returned (and any reply was published).
+//
+// Ordered jobs (on_ordered) keep their publish order among jobs with the same
+// x-order-key header: they go through lanes (rpc_queue_<name>.lane.<i>, each
+// with a single active consumer across every process of this worker), and a
+// lane's jobs are handed to the handler in queue order, batched, one batch of
+// a lane at a time. A transient failure holds the lane (retried in place,
+// after a back-off) instead of letting later jobs overtake.
 class Worker {
  public:
   Worker(bus::Bus& bus, std::string name, WorkerOptions options = {});
@@ -65,6 +95,7 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   Worker& on(std::string job, Handler handler);
+  Worker& on_ordered(std::string job, BatchHandler handler);
 
   // Declares the queue with its bindings and starts consuming.
   core::Result<void> start();
@@ -79,33 +110,56 @@ class Worker {
     std::uint64_t requeued = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t replies = 0;
+    std::uint64_t retried_in_place = 0;  // lane jobs handed back after a transient failure
   };
   Stats stats() const;
 
  private:
+  struct Lane;
+  // What a handler thread does next: one delivery of rpc_queue_<name>, or a
+  // turn of one lane.
+  struct Task {
+    std::unique_ptr<bus::Delivery> delivery;
+    Lane* lane = nullptr;
+  };
+
   void on_delivery(std::unique_ptr<bus::Delivery> delivery);
+  void on_lane_delivery(Lane& lane, std::unique_ptr<bus::Delivery> delivery);
   void run_thread();
   void process(std::unique_ptr<bus::Delivery> delivery);
+  void run_lane(Lane& lane);
+  // What becomes of a message once handled, for messages without reply_to.
+  // Ordered: a later value wins when a batch mixes outcomes.
+  enum class Disposition { ack, dead_letter, retry };
+  // Settles a delivery whose outcome is known: an RPC gets its reply and is
+  // acked; a job is acked, requeued or dead-lettered.
+  void finish(bus::Delivery& delivery, const std::vector<core::jsonrpc::Response>& responses, bool batch,
+              Disposition disposition);
+  void settled();
 
   bus::Bus& bus_;
   std::string name_;
   std::string queue_;
   WorkerOptions options_;
   std::map<std::string, Handler> handlers_;
+  std::map<std::string, BatchHandler> ordered_handlers_;
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<bus::Delivery>> inbox_;
-  std::size_t busy_ = 0;
+  std::deque<Task> tasks_;
+  std::multimap<std::chrono::steady_clock::time_point, Lane*> delayed_;  // lanes backing off
+  std::size_t busy_ = 0;  // deliveries in hand, not yet settled
   bool draining_ = false;
   bool stopped_ = false;
   std::vector<std::thread> threads_;
   std::unique_ptr<bus::Subscription> subscription_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
 
   std::atomic<std::uint64_t> acked_{0};
   std::atomic<std::uint64_t> requeued_{0};
   std::atomic<std::uint64_t> dead_lettered_{0};
   std::atomic<std::uint64_t> replies_{0};
+  std::atomic<std::uint64_t> retried_in_place_{0};
 };
 
 }  // namespace intercomm::worker

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -31,7 +32,8 @@ class BusConformance : public ::testing::TestWithParam<std::string> {
 
   // Declares this test's queue bound to inter_comm with this test's key.
   void declare(std::uint32_t delivery_limit = 0, QueueType type = QueueType::quorum) {
-    ASSERT_TRUE(bus_->declare_queue(QueueSpec{queue_, {key_}, type, delivery_limit, std::nullopt, {}, {}}));
+    ASSERT_TRUE(bus_->declare_queue(
+        QueueSpec{queue_, {key_}, type, delivery_limit, std::nullopt, {}, {}, {}, false}));
   }
 
   Envelope job(std::string body) {
@@ -188,6 +190,94 @@ TEST_P(BusConformance, CompetingConsumersShareTheQueueAndSeeEachMessageOnce) {
   for (int i = 0; i < kCount; ++i) EXPECT_EQ(all.count(std::to_string(i)), 1U) << i;
   EXPECT_GT(seen_a.size(), 0U);
   EXPECT_GT(seen_b.size(), 0U);
+}
+
+TEST_P(BusConformance, AHashExchangeSendsEachKeyToOneLaneInPublishOrder) {
+  const std::string lanes_exchange = unique_name("test_lanes");
+  ASSERT_TRUE(bus_->declare_exchange(ExchangeSpec{
+      lanes_exchange, ExchangeType::consistent_hash, "x-order-key", std::string(kExchange), {key_}}));
+  std::vector<std::string> lanes;
+  for (int i = 0; i < 4; ++i) {
+    lanes.push_back(queue_ + "_lane" + std::to_string(i));
+    ASSERT_TRUE(bus_->declare_queue(
+        QueueSpec{lanes.back(), {"10"}, QueueType::quorum, 0, std::nullopt, {}, {}, lanes_exchange, true}));
+  }
+  // 20 keys, 10 messages each, interleaved; the body says which and in what order.
+  constexpr int kKeys = 20, kEach = 10;
+  Collector<PublishStatus> confirms;
+  for (int n = 0; n < kEach; ++n) {
+    for (int k = 0; k < kKeys; ++k) {
+      auto envelope = job(std::to_string(k) + "/" + std::to_string(n));
+      envelope.headers["x-order-key"] = "conversation-" + std::to_string(k);
+      bus_->publish(kExchange, std::move(envelope), kTimeout, [&](PublishStatus s) { confirms.push(s); });
+    }
+  }
+  ASSERT_EQ(confirms.wait_for(kKeys * kEach), static_cast<std::size_t>(kKeys * kEach));
+  for (auto status : confirms.items()) ASSERT_EQ(status, PublishStatus::confirmed);
+
+  std::vector<Collector<std::string>> seen(lanes.size());
+  std::vector<std::unique_ptr<Subscription>> subscriptions;
+  for (std::size_t i = 0; i < lanes.size(); ++i) {
+    subscriptions.push_back(bus_->consume(lanes[i], 32, [&seen, i](std::unique_ptr<Delivery> d) {
+      seen[i].push(d->message().body);
+      d->ack();
+    }));
+    ASSERT_NE(subscriptions.back(), nullptr);
+  }
+  const auto deadline = Clock::now() + kTimeout;
+  const auto total = [&] {
+    std::size_t n = 0;
+    for (auto& lane : seen) n += lane.size();
+    return n;
+  };
+  while (total() < kKeys * kEach && Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(total(), static_cast<std::size_t>(kKeys * kEach));
+  std::map<std::string, std::size_t> lane_of_key;
+  std::size_t lanes_used = 0;
+  for (std::size_t i = 0; i < lanes.size(); ++i) {
+    std::map<std::string, int> next;  // key -> the n expected next in this lane
+    const auto bodies = seen[i].items();
+    lanes_used += !bodies.empty();
+    for (const auto& body : bodies) {
+      const std::string k = body.substr(0, body.find('/'));
+      const int n = std::stoi(body.substr(body.find('/') + 1));
+      EXPECT_TRUE(lane_of_key.emplace(k, i).first->second == i) << "key " << k << " in two lanes";
+      EXPECT_EQ(n, next[k]++) << "key " << k << " out of publish order in lane " << i;
+    }
+  }
+  EXPECT_EQ(lane_of_key.size(), static_cast<std::size_t>(kKeys));
+  EXPECT_GT(lanes_used, 1U) << "20 keys all hashed to one lane";
+}
+
+TEST_P(BusConformance, ASingleActiveConsumerQueueFeedsOneConsumerUntilItGoes) {
+  ASSERT_TRUE(
+      bus_->declare_queue(QueueSpec{queue_, {key_}, QueueType::quorum, 0, std::nullopt, {}, {}, {}, true}));
+  auto other = factory_->connect();
+  ASSERT_NE(other, nullptr);
+  Collector<std::string> seen_a, seen_b;
+  const auto consumer = [](Collector<std::string>& into) {
+    return [&into](std::unique_ptr<Delivery> d) {
+      into.push(d->message().body);
+      d->ack();
+    };
+  };
+  auto a = bus_->consume(queue_, 4, consumer(seen_a));
+  ASSERT_NE(a, nullptr);
+  auto b = other->consume(queue_, 4, consumer(seen_b));
+  ASSERT_NE(b, nullptr);
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(publish_and_wait(*bus_, kExchange, job("first " + std::to_string(i)), kTimeout),
+              PublishStatus::confirmed);
+  }
+  ASSERT_EQ(seen_a.wait_for(50), 50U);
+  EXPECT_EQ(seen_b.size(), 0U) << "the second consumer is standing by";
+  a.reset();  // the active consumer goes: the other takes over
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(publish_and_wait(*bus_, kExchange, job("second " + std::to_string(i)), kTimeout),
+              PublishStatus::confirmed);
+  }
+  ASSERT_EQ(seen_b.wait_for(10), 10U);
+  EXPECT_EQ(seen_b.items().front(), "second 0");
 }
 
 TEST_P(BusConformance, PrefetchBoundsUnsettledDeliveries) {

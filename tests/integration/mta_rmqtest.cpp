@@ -212,7 +212,8 @@ TEST_P(MtaSuite, DeliverMessageIsQueuedAfterTheMessageIsStored) {
   // Stand in for the MDA: a queue of this test's bound to deliver_message.
   auto mda_bus = factory_->connect();
   const std::string queue = "test_mda_" + core::new_message_id();
-  ASSERT_TRUE(mda_bus->declare_queue(bus::QueueSpec{queue, {"deliver_message"}, bus::QueueType::classic, 0, std::nullopt, {}, {}}));
+  ASSERT_TRUE(mda_bus->declare_queue(bus::QueueSpec{
+      queue, {"deliver_message"}, bus::QueueType::classic, 0, std::nullopt, {}, {}, {}, false}));
   Collector<std::string> delivered;
   auto subscription = mda_bus->consume(queue, 16, [&](std::unique_ptr<bus::Delivery> d) {
     delivered.push(d->message().body);

@@ -1,13 +1,14 @@
-// One conformance suite for every store backend: RocksDB and standalone Redis.
+// One conformance suite for every store backend: RocksDB, standalone Redis and
+// Redis Cluster (values and indexes; inboxes are in inbox_redistest.cpp).
 #include "store/store.hpp"  // first: the header is self-contained
 
 #include "core/ids.hpp"
+#include "integration/store_fixture.hpp"
 #include "store/redis_store.hpp"
 #include "store/rocksdb_store.hpp"
 #include "support/servers.hpp"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -21,68 +22,7 @@ using namespace std::chrono_literals;
 
 using intercomm::testing::servers_dir;
 
-class StoreConformance : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    // Unique names: every test, and both builds, share one Redis.
-    bucket_ = bucket("t_" + core::new_message_id());
-    if (GetParam() == "rocksdb") {
-      path_ = servers_dir() + "/rocksdb-" + std::to_string(getpid()) + "-" + core::new_message_id();
-    }
-    store_ = open();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  void TearDown() override {
-    store_.reset();
-    if (!path_.empty()) std::filesystem::remove_all(path_);
-  }
-
-  std::unique_ptr<Store> open() {
-    if (GetParam() == "rocksdb") {
-      auto opened = open_rocksdb(RocksOptions{path_, true});
-      EXPECT_TRUE(opened) << opened.error().message;
-      return opened ? std::move(*opened) : nullptr;
-    }
-    const bool cluster = GetParam() == "redis_cluster";
-    const char* variable = cluster ? "INTERCOMM_TEST_REDIS_CLUSTER" : "INTERCOMM_TEST_REDIS";
-    const char* url = std::getenv(variable);
-    if (url == nullptr) {
-      ADD_FAILURE() << variable << " is not set: run through scripts/test.sh, which starts Redis";
-      return nullptr;
-    }
-    auto options = parse_redis_url(url);
-    EXPECT_TRUE(options);
-    if (!options) return nullptr;
-    // The cluster acknowledges a write once a replica has it too.
-    if (cluster) options->wait_replicas = 1;
-    auto opened = open_redis(*options);
-    EXPECT_TRUE(opened) << opened.error().message;
-    return opened ? std::move(*opened) : nullptr;
-  }
-
-  // Every entry of the index, paging `limit` at a time in `order`.
-  std::vector<std::string> page_through(std::string_view index, std::size_t limit, Order order) {
-    std::vector<std::string> all;
-    RangeQuery query;
-    query.limit = limit;
-    query.order = order;
-    for (int pages = 0; pages < 100000; ++pages) {
-      auto page = store_->range(bucket_, index, query);
-      EXPECT_TRUE(page);
-      if (!page) break;
-      EXPECT_LE(page->entries.size(), limit);
-      all.insert(all.end(), page->entries.begin(), page->entries.end());
-      if (!page->next) break;
-      (order == Order::ascending ? query.after : query.before) = page->next;
-    }
-    return all;
-  }
-
-  Bucket bucket_;
-  std::string path_;
-  std::unique_ptr<Store> store_;
-};
+class StoreConformance : public StoreFixture {};
 
 TEST_P(StoreConformance, RoundTripAndMissingKeys) {
   EXPECT_EQ(*store_->get(bucket_, "absent"), std::nullopt);
@@ -238,26 +178,6 @@ TEST_P(StoreConformance, DataOutlivesTheConnection) {
   EXPECT_EQ(*store_->get(bucket_, "kept"), "value");
   EXPECT_EQ(store_->range(bucket_, "u", RangeQuery{})->entries, std::vector<std::string>{"entry"});
   EXPECT_TRUE(store_->ping());
-}
-
-TEST_P(StoreConformance, PutIfAbsentIndexedWritesValueAndEntriesOnlyTheFirstTime) {
-  const Bucket inbox = bucket(bucket_.name + "_inbox");
-  const std::vector<Store::IndexEntry> indexes{{inbox, "alice"}, {inbox, "bob"}};
-  auto first = store_->put_if_absent_indexed(bucket_, "m1", "hello", indexes, "m1");
-  ASSERT_TRUE(first) << first.error().message;
-  EXPECT_TRUE(*first);
-  auto again = store_->put_if_absent_indexed(bucket_, "m1", "other", {{inbox, "carol"}}, "m1");
-  ASSERT_TRUE(again);
-  EXPECT_FALSE(*again);
-  EXPECT_EQ(store_->get(bucket_, "m1").value(), std::optional<std::string>("hello"));
-  for (const char* user : {"alice", "bob"}) {
-    auto page = store_->range(inbox, user, RangeQuery{});
-    ASSERT_TRUE(page);
-    EXPECT_EQ(page->entries, std::vector<std::string>{"m1"}) << user;
-  }
-  auto carol = store_->range(inbox, "carol", RangeQuery{});
-  ASSERT_TRUE(carol);
-  EXPECT_TRUE(carol->entries.empty()) << "a value already there adds no index entry";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values("rocksdb", "redis", "redis_cluster"),

@@ -54,7 +54,6 @@ ERL_EPMD_ADDRESS=127.0.0.1
 RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 ENV
-      echo "[]." > "$dir/enabled_plugins"
       # Small disk-free limit so shared build machines do not trip the disk alarm.
       printf 'disk_free_limit.absolute = 50MB\nloopback_users = none\n' > "$dir/rabbitmq.conf"
       : > "$dir/rabbitmq-env.conf"
@@ -62,6 +61,8 @@ ENV
       head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/.erlang.cookie"
       chmod 400 "$dir/.erlang.cookie"
     fi
+    # The MTA's ordered lanes need the consistent-hash exchange (bundled with RabbitMQ).
+    echo "[rabbitmq_consistent_hash_exchange]." > "$dir/enabled_plugins"
     [[ $(id -u) -eq 0 ]] && chown -R rabbitmq:rabbitmq "$dir"
     load_env
     as_node_user /usr/lib/rabbitmq/bin/rabbitmq-server > "$dir/log/stdout.log" 2>&1 &

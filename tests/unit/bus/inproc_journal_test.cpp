@@ -34,7 +34,8 @@ class JournalTest : public ::testing::Test {
     return envelope;
   }
 
-  const QueueSpec spec_{"rpc_queue_journal_test", {"journal_job"}, QueueType::quorum, 0, std::nullopt, {}, {}};
+  const QueueSpec spec_{
+      "rpc_queue_journal_test", {"journal_job"}, QueueType::quorum, 0, std::nullopt, {}, {}, {}, false};
   std::string path_ =
       intercomm::testing::servers_dir() + "/" + intercomm::testing::unique_name("journal-test");
 };

@@ -1,5 +1,7 @@
 #include "core/config.hpp"  // first: the header is self-contained
 
+#include "core/limits.hpp"
+
 #include <gtest/gtest.h>
 #include <CLI/CLI.hpp>
 
@@ -98,6 +100,9 @@ TEST(Config, MalformedValuesAreRefusedWithWhatIsExpected) {
            Case{{"--log-format", "xml"}, "xml"},
            Case{{"--log-level", "loud"}, "loud"},
            Case{{"--max-body-bytes", "0"}, "range"},
+           // One byte past what a bus message can carry once JSON-escaped.
+           Case{{"--max-body-bytes", std::to_string(intercomm::core::kMaxBodyBytesLimit + 1)},
+                "larger than the bus allows"},
            Case{{"--unknown", "1"}, "--unknown"},
        }) {
     Config config;

@@ -1,0 +1,235 @@
+// send_message: store messages in order with their per-inbox seqs, then queue
+// deliver_message; and the idempotency keys of POST /v1/messages.
+#include "mta/jobs.hpp"
+
+#include "bus/topology.hpp"
+#include "core/ids.hpp"
+#include "core/jsonrpc.hpp"
+#include "store/buckets.hpp"
+
+#include <fmt/core.h>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace intercomm::mta::detail {
+
+namespace json = boost::json;
+using core::Error;
+using core::ErrorCode;
+using core::Result;
+
+namespace {
+
+// The message of one send_message job, or the error that ends it.
+Result<core::Message> message_of(const Context& context, const json::object& params) {
+  if (auto ok = only(params, {"message"}); !ok) return ok.error();
+  const auto* raw = params.if_contains("message");
+  if (raw == nullptr) return invalid("message", "required: {\"sender\",\"receiver\",\"body\"}");
+  auto message = core::message_from_json(*raw, context.options.limits, core::MessageShape::new_message);
+  if (!message) return message.error();
+  if (message->message_id.empty()) message->message_id = core::new_message_id();
+  if (message->created_at.empty())
+    message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
+  return message;
+}
+
+std::vector<std::string> inboxes_of(const core::Message& message) {
+  std::vector<std::string> inboxes{message.sender};
+  if (message.receiver != message.sender) inboxes.push_back(message.receiver);
+  return inboxes;
+}
+
+// {"<user>": seq, ...}: the message's seq in each of its inboxes.
+json::object seqs_of(const core::Message& message, const std::vector<std::uint64_t>& seqs) {
+  json::object out;
+  const auto inboxes = inboxes_of(message);
+  for (std::size_t i = 0; i < inboxes.size() && i < seqs.size(); ++i) out[inboxes[i]] = seqs[i];
+  return out;
+}
+
+bus::Envelope delivery_job(const core::Message& message, json::object seqs) {
+  core::jsonrpc::Request request{
+      "deliver_message", json::object{{"message", core::to_json(message)}, {"seqs", std::move(seqs)}}, {}};
+  bus::Envelope job;
+  job.routing_key = "deliver_message";
+  job.body = core::jsonrpc::serialize(request);
+  return job;
+}
+
+// What makes two sends "the same request" for an idempotency key: receiver and body.
+std::string fingerprint(const core::Message& message) {
+  const std::string input = message.receiver + '\0' + message.body;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+bool is_idempotency_key(std::string_view key) {
+  return !key.empty() && key.size() <= 255 &&
+         std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+}  // namespace
+
+// The jobs come in queue order (one lane: one conversation's jobs in the
+// order the gateway accepted them). Valid messages are stored in that order
+// (store_messages gives each its next seq in both inboxes); a message whose
+// id is stored already is a redelivery (same sender, receiver and body: its
+// inbox entries are repaired, in its turn) or a conflict (-32009). Then one
+// deliver_message per stored message, all published together. A transient
+// failure at one job fails it and every later one: the worker hands them
+// back in order, and redoing a stored one is harmless.
+std::vector<JobResult> send_messages(Context& context, std::span<const worker::BatchJob> jobs) {
+  std::vector<JobResult> outcomes(jobs.size(), Error::of(ErrorCode::internal_error));
+  std::vector<core::Message> messages(jobs.size());
+  std::vector<std::size_t> valid;  // indexes of jobs whose message passed the checks
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto message = message_of(context, *jobs[i].params);
+    if (!message) {
+      outcomes[i] = message.error();
+      continue;
+    }
+    messages[i] = std::move(*message);
+    valid.push_back(i);
+  }
+
+  std::vector<std::optional<json::object>> seqs(jobs.size());
+  std::size_t failed_from = valid.size();  // position in `valid` of the first transient failure
+  const auto fail_from = [&](std::size_t position, const Error& cause) {
+    failed_from = position;
+    const Error error = unavailable(cause);
+    for (std::size_t p = position; p < valid.size(); ++p) outcomes[valid[p]] = error;
+  };
+  for (std::size_t position = 0; position < valid.size();) {
+    std::vector<store::NewMessage> batch;
+    for (std::size_t p = position; p < valid.size(); ++p) {
+      const auto& message = messages[valid[p]];
+      batch.push_back(store::NewMessage{message.message_id, json::serialize(core::to_json(message)),
+                                        inboxes_of(message)});
+    }
+    const auto stored = context.store.store_messages(batch);
+    for (const auto& given : stored.seqs) {
+      seqs[valid[position]] = seqs_of(messages[valid[position]], given);
+      ++position;
+    }
+    if (stored.error) {
+      fail_from(position, *stored.error);
+      break;
+    }
+    if (!stored.existing_index) break;  // all stored
+    // A known id: the same message again (a redelivery, a retried request)
+    // gets its inbox entries made whole; another message under it is refused.
+    const std::size_t i = valid[position];
+    boost::system::error_code ec;
+    const auto existing_json = json::parse(stored.existing_value, ec);
+    auto existing = ec ? Result<core::Message>(Error::of(ErrorCode::internal_error))
+                       : core::message_from_json(existing_json, core::MessageLimits{std::size_t(-1)},
+                                                 core::MessageShape::stored);
+    if (!existing || existing->sender != messages[i].sender || existing->receiver != messages[i].receiver ||
+        existing->body != messages[i].body) {
+      outcomes[i] = Error::of(ErrorCode::conflict, "message_id: already used for a different message");
+      ++position;
+      continue;
+    }
+    messages[i] = *existing;
+    std::vector<std::uint64_t> repaired;
+    for (const auto& user : inboxes_of(messages[i])) {
+      auto seq = context.store.inbox_append(user, messages[i].message_id);
+      if (!seq) break;
+      repaired.push_back(*seq);
+    }
+    if (repaired.size() != inboxes_of(messages[i]).size()) {
+      fail_from(position, Error::of(ErrorCode::unavailable, "repairing the inbox entries of a message"));
+      break;
+    }
+    seqs[i] = seqs_of(messages[i], repaired);
+    ++position;
+  }
+
+  // Every message stored (or found whole) gets its deliver_message now.
+  std::vector<std::size_t> delivering;
+  std::vector<bus::Envelope> deliveries;
+  for (std::size_t p = 0; p < failed_from; ++p) {
+    const std::size_t i = valid[p];
+    if (!seqs[i]) continue;  // a conflict
+    delivering.push_back(i);
+    deliveries.push_back(delivery_job(messages[i], *seqs[i]));
+  }
+  const auto statuses = bus::publish_all_and_wait(context.bus, bus::kExchange, std::move(deliveries),
+                                                  context.options.publish_timeout);
+  std::optional<std::size_t> first_unqueued;
+  for (std::size_t k = 0; k < delivering.size(); ++k) {
+    const std::size_t i = delivering[k];
+    switch (statuses[k]) {
+      case bus::PublishStatus::confirmed: break;
+      case bus::PublishStatus::unroutable:
+        // No MDA bound: the message waits in the inboxes (not a failure worth retrying).
+        spdlog::debug("mta: no MDA bound for deliver_message; {} waits in the inboxes",
+                      messages[i].message_id);
+        break;
+      default:
+        if (!first_unqueued) first_unqueued = k;
+        continue;
+    }
+    outcomes[i] = json::object{{"message_id", messages[i].message_id}, {"seqs", *seqs[i]}};
+  }
+  if (first_unqueued) {
+    // This one and everything after it are tried again, in order.
+    const std::size_t from = delivering[*first_unqueued];
+    const Error error = unavailable(
+        Error::of(ErrorCode::unavailable,
+                  fmt::format("queuing deliver_message: {}", bus::to_string(statuses[*first_unqueued]))));
+    for (std::size_t p = 0; p < valid.size(); ++p) {
+      if (valid[p] >= from) outcomes[valid[p]] = error;
+    }
+  }
+  return outcomes;
+}
+
+JobResult claim_idempotency_key(Context& context, const json::object& params) {
+  if (auto ok = only(params, {"user", "key", "message"}); !ok) return ok.error();
+  auto user = user_param(params);
+  if (!user) return user.error();
+  const auto* key = params.if_contains("key");
+  if (key == nullptr || !key->is_string() || !is_idempotency_key(key->get_string())) {
+    return invalid("key", "must be 1-255 printable ASCII characters");
+  }
+  const auto* raw = params.if_contains("message");
+  if (raw == nullptr) return invalid("message", "required");
+  auto message = core::message_from_json(*raw, context.options.limits, core::MessageShape::new_message);
+  if (!message) return message.error();
+  if (message->message_id.empty() || message->created_at.empty()) {
+    return invalid("message", "must carry message_id and created_at");
+  }
+  const json::object claim{{"message_id", message->message_id},
+                           {"created_at", message->created_at},
+                           {"fingerprint", fingerprint(*message)}};
+  const std::string claim_key = fmt::format("{}/{}", *user, key->get_string());
+  auto written = context.store.put_if_absent(store::kIdempotency, claim_key, json::serialize(claim));
+  if (!written) return unavailable(written.error());
+  if (*written) {
+    return json::object{
+        {"message_id", message->message_id}, {"created_at", message->created_at}, {"replayed", false}};
+  }
+  auto existing = context.store.get(store::kIdempotency, claim_key);
+  if (!existing) return unavailable(existing.error());
+  if (!existing->has_value())
+    return unavailable(Error::of(ErrorCode::unavailable, "idempotency claim vanished"));
+  boost::system::error_code ec;
+  const auto recorded = json::parse(**existing, ec);
+  if (ec || !recorded.is_object()) return Error::of(ErrorCode::internal_error);
+  if (recorded.at("fingerprint") != claim.at("fingerprint")) {
+    return Error::of(ErrorCode::conflict,
+                     "Idempotency-Key: already used for a different message (receiver or body differ)");
+  }
+  return json::object{{"message_id", recorded.at("message_id")},
+                      {"created_at", recorded.at("created_at")},
+                      {"replayed", true}};
+}
+
+}  // namespace intercomm::mta::detail
