@@ -704,7 +704,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     amqp_queue_declare(conn_, kDeclareChannel, bytes_of(spec.name), 0, 1, 0, 0,
                        amqp_table_t{static_cast<int>(arguments.size()), arguments.data()});
     if (auto ok = rpc_result(kDeclareChannel, "queue.declare " + spec.name); !ok) return ok;
-    const std::string_view exchange = spec.bind_exchange.empty() ? kExchange : spec.bind_exchange;
+    const std::string_view exchange =
+        spec.bind_exchange.empty() ? kExchange : std::string_view(spec.bind_exchange);
     for (const auto& key : spec.binding_keys) {
       amqp_queue_bind(conn_, kDeclareChannel, bytes_of(spec.name), bytes_of(exchange), bytes_of(key),
                       amqp_empty_table);

@@ -346,7 +346,8 @@ class BrokerState : public AckSink {
       // to the same queue (the bindings' order is their declaration order).
       if (!from.bindings.empty()) {
         auto header = envelope.headers.find(from.hash_header);
-        const std::string_view value = header == envelope.headers.end() ? "" : header->second;
+        const std::string_view value =
+            header == envelope.headers.end() ? std::string_view() : std::string_view(header->second);
         chosen.push_back(&from.bindings[stable_hash(value) % from.bindings.size()]);
       }
     } else {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/errors.hpp"
+#include "core/limits.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -17,9 +18,9 @@ namespace intercomm::core::jsonrpc {
 
 inline constexpr std::string_view kVersion = "2.0";
 
-// Bodies larger than this are refused before parsing (-32600). The bus and the
-// gateway pass their own limit; this is the default for both.
-inline constexpr std::size_t kDefaultMaxBytes = 1024 * 1024;
+// Bodies larger than this are refused before parsing (-32600): the bus's
+// message limit, which every job and reply fits in (core/limits.hpp).
+inline constexpr std::size_t kDefaultMaxBytes = kMaxBusMessageBytes;
 
 // A request, or a notification when it has no id. `method` names the job; the
 // seed's `job` key is read as its alias, `method` is always written. `params`

@@ -236,6 +236,7 @@ enum class QueryKind {
   seq,         // an integer from 0
   limit,       // an integer from 1 (the worker checks the top)
   cursor,      // an opaque `next` of a previous page
+  token,       // a bearer token (checked by the verifier)
 };
 
 // The query parameters of `request` as JSON-RPC params, each checked against
@@ -282,6 +283,7 @@ core::Result<json::object> query_params(const HttpRequest& request,
         }
         break;
       }
+      case QueryKind::token: params[param.key] = param.value; break;
       case QueryKind::cursor:
         if (param.value.empty() || param.value.size() > 100) {
           return Error::of(ErrorCode::invalid_params,
@@ -333,7 +335,7 @@ WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequ
   WsUpgrade upgrade;
   auto query = query_params(
       request,
-      {{"after_seq", QueryKind::seq}, {"after", QueryKind::message_id}, {"access_token", QueryKind::cursor}});
+      {{"after_seq", QueryKind::seq}, {"after", QueryKind::message_id}, {"access_token", QueryKind::token}});
   if (!query) {
     upgrade.refusal = error_response(query.error());
     return upgrade;

@@ -282,17 +282,23 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
   void too_slow_locked() { close_locked(kCloseTryAgainLater, "too slow: resume with after_seq="); }
 
   // Closes with `reason`, followed (when `with_seq`) by the last seq the
-  // client got; before that is known, the client resumes with its own cursor.
+  // client gets: what was written, and the frame being written when the
+  // close is decided (message frames go out in seq order). Before that is
+  // known, the client resumes with its own cursor.
   void close_locked(std::uint16_t code, std::string reason, bool with_seq = true) {
-    if (with_seq && started_ && (resolved_ || !cursor_.after_id)) {
-      reason += std::to_string(written_);
-    } else if (with_seq) {
-      reason = reason.substr(0, reason.find(';')) + "; reconnect with the same cursor";
-    }
-    if (reason.size() > 120) reason.resize(120);  // a close reason is at most 123 bytes
-    if (connection_) connection_->close(code, std::move(reason));
     closed_ = true;
     held_.clear();
+    if (!connection_) return;
+    if (!with_seq) {
+      connection_->close(code, std::move(reason));
+    } else if (!started_ || (cursor_.after_id && !resolved_)) {
+      connection_->close(code, reason.substr(0, reason.find(';')) + "; reconnect with the same cursor");
+    } else {
+      connection_->close_with(code, [self = shared_from_this(), reason = std::move(reason)] {
+        std::lock_guard lock(self->mu_);
+        return reason + std::to_string(self->written_ + (self->unwritten_ > 0 ? 1 : 0));
+      });
+    }
   }
 
   std::shared_ptr<StreamHub> hub_;

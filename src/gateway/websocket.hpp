@@ -33,6 +33,10 @@ class WsConnection {
   virtual bool send(std::string text, std::function<void()> written) = 0;
   bool send(std::string text) { return send(std::move(text), nullptr); }
   virtual void close(std::uint16_t code, std::string reason) = 0;
+  // As close(), with the reason made on the socket's strand when the close is
+  // decided: every completed write's callback has run, and at most the frame
+  // being written then still reaches the client (the rest are dropped).
+  virtual void close_with(std::uint16_t code, std::function<std::string()> reason) = 0;
   virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
 };
 

@@ -45,6 +45,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close(std::uint16_t code, std::string reason) {
     if (closed_ || closing_) return;
     closing_ = true;
+    if (reason.size() > 123) reason.resize(123);  // RFC 6455: a close frame's payload is at most 125 bytes
     close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
     // Frames not yet started are dropped; the one being written (the front)
     // must live until its write completes.
@@ -127,11 +128,13 @@ class Connection : public WsConnection {
   }
 
   void close(std::uint16_t code, std::string reason) override {
+    close_with(code, [reason = std::move(reason)] { return reason; });
+  }
+
+  void close_with(std::uint16_t code, std::function<std::string()> reason) override {
     auto session = session_.lock();
     if (!session) return;
-    asio::post(executor_, [session, code, reason = std::move(reason)]() mutable {
-      session->close(code, std::move(reason));
-    });
+    asio::post(executor_, [session, code, reason = std::move(reason)] { session->close(code, reason()); });
   }
 
  private:

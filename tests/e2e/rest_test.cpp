@@ -2,6 +2,8 @@
 // (in-process bus, RocksDB) and split mode (`intercomm gateway` + two
 // `intercomm mta` over real RabbitMQ and Redis).
 #include "core/ids.hpp"
+#include "core/limits.hpp"
+#include "core/message.hpp"
 #include "gateway/jwt.hpp"
 #include "support/bus_backends.hpp"
 #include "support/child_process.hpp"
@@ -240,7 +242,12 @@ TEST_P(Rest, BadRequestsGetTheirDocumentedStatusAndStoreNothing) {
        R"({"receiver":"{bob}","body":")" + std::string(66000, 'x') + "\"}",
        {"json", "auth:alice"},
        400},
-      {"request_over_limit", "POST", "/v1/messages", std::string(80000, ' '), {"json", "auth:alice"}, 413},
+      {"request_over_limit",
+       "POST",
+       "/v1/messages",
+       std::string(intercomm::core::max_request_bytes(intercomm::core::kDefaultMaxBodyBytes) + 1, ' '),
+       {"json", "auth:alice"},
+       413},
       {"bad_message_id", "GET", "/v1/messages/not-an-id", "", {"auth:alice"}, 400},
       {"unknown_message_id", "GET", "/v1/messages/ZZZZZZZZZZZZZZZZ", "", {"auth:alice"}, 404},
       {"other_users_inbox", "GET", "/v1/users/{bob}/messages", "", {"auth:alice"}, 403},
