@@ -1,8 +1,12 @@
-// The chat page: REST to send and read, /v1/stream to receive, ?after= to catch up.
+// The chat page: REST to send and read, /v1/stream to receive. Every message
+// of the user's inbox has a seq (1, 2, 3 ...): the page remembers the last one
+// it got and resumes the stream after it (?after_seq=), so a reconnect shows
+// every message once and in order.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: "", user: "", peer: "", socket: null, lastId: "", seen: new Set(), retry: 0 };
+// lastSeq: the last seq of the inbox this page has (null: none yet, go live from the end).
+const state = { token: "", user: "", peer: "", socket: null, lastSeq: null, shown: new Set(), retry: 0 };
 
 function userOf(token) {
   try {
@@ -26,62 +30,71 @@ async function api(method, path, body) {
   return data;
 }
 
-function show(message) {
-  if (state.seen.has(message.message_id)) return;
-  if (!state.lastId || message.message_id > state.lastId) state.lastId = message.message_id;
+// Shows a message of the open conversation (once; in seq order).
+function show(message, seq) {
   const other = message.sender === state.user ? message.receiver : message.sender;
-  if (other !== state.peer) return;
-  state.seen.add(message.message_id);
+  if (other !== state.peer || state.shown.has(seq)) return;
+  state.shown.add(seq);
   const item = document.createElement("li");
   item.className = message.sender === state.user ? "mine" : "theirs";
   item.dataset.id = message.message_id;
+  item.dataset.seq = String(seq);
   item.textContent = message.body;
   const time = document.createElement("time");
   time.textContent = new Date(message.created_at).toLocaleTimeString();
   item.appendChild(time);
-  // Keep the list in id order (ids sort by time).
   const list = $("messages");
-  const after = [...list.children].find((li) => li.dataset.id > message.message_id);
-  list.insertBefore(item, after || null);
+  const last = list.lastElementChild;
+  const after = !last || Number(last.dataset.seq) < seq ? null  // the usual case: the newest
+      : [...list.children].find((li) => Number(li.dataset.seq) > seq);
+  list.insertBefore(item, after);
   list.scrollTop = list.scrollHeight;
 }
 
+// The conversation's history: the newest pages of the inbox.
 async function loadConversation() {
   $("messages").replaceChildren();
-  state.seen.clear();
-  let target = `/v1/users/${encodeURIComponent(state.user)}/messages?limit=100`;
+  state.shown.clear();
+  const base = `/v1/users/${encodeURIComponent(state.user)}/messages?limit=100`;
+  let target = base;
   for (let page = 0; page < 10; ++page) {
     const data = await api("GET", target);
-    data.messages.forEach(show);
-    if (!data.next) break;
-    target = `/v1/users/${encodeURIComponent(state.user)}/messages?limit=100&before=${data.next}`;
+    data.messages.forEach((item) => show(item, item.seq));
+    if (data.next_seq === null) break;
+    target = `${base}&before_seq=${data.next_seq}`;
   }
 }
 
 function connect() {
   if (state.socket) state.socket.close();
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const after = state.lastId ? `&after=${state.lastId}` : "";
-  const socket = new WebSocket(`${scheme}://${location.host}/v1/stream?access_token=${encodeURIComponent(state.token)}${after}`);
+  const resume = state.lastSeq === null ? "" : `&after_seq=${state.lastSeq}`;
+  const socket = new WebSocket(
+      `${scheme}://${location.host}/v1/stream?access_token=${encodeURIComponent(state.token)}${resume}`);
   state.socket = socket;
-  socket.onopen = () => {
-    state.retry = 0;
-    $("status").textContent = "connecting";
-  };
+  socket.onopen = () => { $("status").textContent = "catching up"; };
   socket.onmessage = (event) => {
     const frame = JSON.parse(event.data);
-    if (frame.type === "message") show(frame.message);
-    if (frame.type === "live") {  // caught up, and nothing is missed from here on
+    if (frame.type === "message") {
+      if (state.lastSeq !== null && frame.seq <= state.lastSeq) return;  // had it already
+      state.lastSeq = frame.seq;
+      show(frame.message, frame.seq);
+    } else if (frame.type === "live") {  // caught up: nothing is missed from here on
+      if (state.lastSeq === null || frame.seq > state.lastSeq) state.lastSeq = frame.seq;
+      state.retry = 0;
       $("status").textContent = "live";
       $("status").classList.add("live");
     }
   };
-  socket.onclose = () => {
+  socket.onclose = (event) => {
     if (state.socket !== socket) return;
     $("status").textContent = "offline";
     $("status").classList.remove("live");
-    // Reconnect with back-off; ?after= catches up on what came meanwhile.
-    const wait = Math.min(10000, 500 * 2 ** state.retry++);
+    // 1008: our cursor is not in this inbox (e.g. the server's data was reset): start from its end.
+    if (event.code === 1008) state.lastSeq = null;
+    // Back off between attempts (reset only once caught up), so a catch-up that
+    // keeps failing never turns into a reconnect loop.
+    const wait = Math.min(10000, 500 * 2 ** state.retry++) * (0.8 + Math.random() * 0.4);
     setTimeout(() => { if (state.socket === socket) connect(); }, wait);
   };
 }
