@@ -1,4 +1,5 @@
 // The intercomm executable as a user meets it: help, subcommands, exit codes.
+#include "core/limits.hpp"
 #include "gateway/jwt.hpp"
 
 #include <gtest/gtest.h>
@@ -98,6 +99,25 @@ TEST(Cli, GatewayWithoutSecretRefusesToStart) {
   const auto outcome = run("gateway --listen 127.0.0.1:0");
   EXPECT_NE(outcome.exit_code, 0);
   EXPECT_NE(outcome.output.find("INTERCOMM_SECRET"), std::string::npos) << outcome.output;
+}
+
+// No configuration may accept (202) a message a worker would refuse: a body
+// limit past what one bus message carries is refused at start, by every
+// service that takes it, before anything listens or connects.
+TEST(Cli, ABodyLimitLargerThanTheBusCarriesIsRefusedAtStart) {
+  const std::string too_large = std::to_string(intercomm::core::kMaxBodyBytesLimit + 1);
+  for (const std::string service :
+       {"run --listen 127.0.0.1:0", "gateway --listen 127.0.0.1:0 --secret s", "mta"}) {
+    const auto outcome =
+        run(service + " --max-body-bytes " + too_large, "INTERCOMM_STORE=rocksdb:/nonexistent");
+    EXPECT_NE(outcome.exit_code, 0) << service;
+    EXPECT_NE(outcome.output.find("larger than the bus allows"), std::string::npos)
+        << service << ": " << outcome.output;
+    EXPECT_NE(outcome.output.find(std::to_string(intercomm::core::kMaxBodyBytesLimit)), std::string::npos)
+        << "the message names the largest value allowed: " << outcome.output;
+  }
+  const auto largest = run("config --max-body-bytes " + std::to_string(intercomm::core::kMaxBodyBytesLimit));
+  EXPECT_EQ(largest.exit_code, 0) << largest.output;
 }
 
 TEST(Cli, VersionIsPrinted) {
