@@ -31,3 +31,38 @@ start_worker() {  # WORKER AMQP STORE
   echo "$(basename "$0"): intercomm $1 did not start; see $dir/$1.log" >&2
   return 1
 }
+
+# Runs wrk against URL with C connections and the Lua SCRIPT for `duration`
+# seconds; prints "rate p50 p99 non2xx".
+load() {  # URL C SCRIPT
+  local url=$1 c=$2 out
+  out=$(wrk -t1 -c"$c" -d"${duration}s" --latency -s "$3" "$url")
+  python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+print(f"{rate:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
+PY
+}
+
+# Sends one more message (alice to bob) after a load of alice's and waits
+# until it can be read; prints the seconds that took. Only a measure of the
+# whole backlog when alice's messages are stored first in, first out (one
+# queue, or one conversation).
+backlog_seconds() {  # BASE_URL TOKEN
+  local start id
+  start=$(date +%s.%N)
+  id=$(curl -fs -X POST "$1/v1/messages" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+    -d '{"receiver":"bob","body":"sentinel"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["message_id"])')
+  for _ in $(seq 6000); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1/v1/messages/$id" -H "Authorization: Bearer $2") == 200 ]] && break
+    sleep 0.1
+  done
+  python3 -c "import time; print(f'{time.time() - $start:.1f}')"
+}

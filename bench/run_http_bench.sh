@@ -38,49 +38,16 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $token"
 LUA
 
-# Runs wrk against URL with C connections; prints "rate p50 p99 non2xx".
-load() {
-  local url=$1 c=$2 out
-  out=$(wrk -t1 -c"$c" -d"${duration}s" --latency -s "$dir/post.lua" "$url")
-  python3 - "$out" <<'PY'
-import re, sys
-out = sys.argv[1]
-def ms(text):
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
-p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
-bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-print(f"{rate:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
-PY
-}
-
-# Sends one more message after the load and waits until it can be read: the
-# queue is first in, first out, so by then the backlog of the load is stored.
-# Prints the seconds that took.
-backlog_seconds() {  # BASE_URL
-  local start id
-  start=$(date +%s.%N)
-  id=$(curl -fs -X POST "$1/v1/messages" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    -d '{"receiver":"bob","body":"sentinel"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["message_id"])')
-  for _ in $(seq 6000); do
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "$1/v1/messages/$id" -H "Authorization: Bearer $token") == 200 ]] && break
-    sleep 0.1
-  done
-  python3 -c "import time; print(f'{time.time() - $start:.1f}')"
-}
-
 results=()
 measure() {  # NAME BASE_URL (nginx: no backlog)
   for c in $connections; do
     local started finished drain stored
     started=$(date +%s.%N)
-    read -r rate p50 p99 bad < <(load "$2/v1/messages" "$c")
+    read -r rate p50 p99 bad < <(load "$2/v1/messages" "$c" "$dir/post.lua")
     if [[ $1 == nginx ]]; then
       stored="-"
     else
-      drain=$(backlog_seconds "$2")
+      drain=$(backlog_seconds "$2" "$token")
       finished=$(date +%s.%N)
       stored=$(python3 -c "print(f'{$rate * $duration / ($finished - $started):.0f}')")
       echo "  $1: the backlog was stored ${drain} s after the load ended" >&2

@@ -257,6 +257,22 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
     });
   }
 
+  Result<void> unbind(std::string source, std::string destination, std::string key, bool to_exchange) {
+    return call<void>(true, [=, this]() -> Result<void> {
+      if (!ensure_declare_channel()) return unavailable("bus: cannot open a channel");
+      if (to_exchange) {
+        amqp_exchange_unbind(conn_, kDeclareChannel, bytes_of(destination), bytes_of(source), bytes_of(key),
+                             amqp_empty_table);
+      } else {
+        amqp_queue_unbind(conn_, kDeclareChannel, bytes_of(destination), bytes_of(source), bytes_of(key),
+                          amqp_empty_table);
+      }
+      // A missing exchange or queue (404) closes only the declare channel: nothing was bound.
+      if (auto ok = rpc_result(kDeclareChannel, "unbind " + destination); !ok && (!conn_ || broken_)) return ok;
+      return {};
+    });
+  }
+
   Result<std::uint64_t> add_consumer(std::string queue, std::uint16_t prefetch, DeliveryHandler handler) {
     return call<std::uint64_t>(true,
                                [this, queue = std::move(queue), prefetch,
@@ -978,6 +994,11 @@ class AmqpBus : public Bus {
 
   core::Result<void> declare_exchange(const ExchangeSpec& spec) override {
     return core_->declare_exchange(spec);
+  }
+
+  core::Result<void> unbind(std::string_view source, std::string_view destination, std::string_view key,
+                            bool to_exchange) override {
+    return core_->unbind(std::string(source), std::string(destination), std::string(key), to_exchange);
   }
 
   void publish(std::string_view exchange, Envelope message, Clock::duration timeout,

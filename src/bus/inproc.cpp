@@ -186,6 +186,17 @@ class BrokerState : public AckSink {
     return {};
   }
 
+  core::Result<void> unbind(std::string_view source, std::string_view destination, std::string_view key,
+                            bool to_exchange) {
+    std::lock_guard lock(mu_);
+    if (auto found = exchanges_.find(std::string(source)); found != exchanges_.end()) {
+      std::erase_if(found->second.bindings, [&](const Binding& b) {
+        return b.key == key && b.destination == destination && b.to_exchange == to_exchange;
+      });
+    }
+    return {};
+  }
+
   // Routes the message; `done`, when given, gets the outcome on the dispatcher thread.
   void publish(std::string_view exchange, Envelope envelope, PublishCallback done) {
     std::unique_lock lock(mu_);
@@ -603,6 +614,11 @@ class InprocBus : public Bus {
 
   core::Result<void> declare_exchange(const ExchangeSpec& spec) override {
     return broker_->state().declare_exchange(spec);
+  }
+
+  core::Result<void> unbind(std::string_view source, std::string_view destination, std::string_view key,
+                            bool to_exchange) override {
+    return broker_->state().unbind(source, destination, key, to_exchange);
   }
 
   void publish(std::string_view exchange, Envelope message, Clock::duration, PublishCallback done) override {

@@ -79,6 +79,14 @@ core::Result<void> Worker::start() {
     for (const auto& [job, handler] : ordered_handlers_) spec.binding_keys.push_back(job);
   }
   if (auto declared = bus_.declare_queue(spec); !declared) return declared;
+  // Ordered jobs go one way only: through the lanes, or (lanes off) through
+  // rpc_queue_<name>. A binding of the other way, left by an earlier run with
+  // another --lanes, would hand every such job to both.
+  for (const auto& [job, handler] : ordered_handlers_) {
+    auto unbound = laned ? bus_.unbind(bus::kExchange, queue_, job, false)
+                         : bus_.unbind(bus::kExchange, bus::lanes_exchange(name_), job, true);
+    if (!unbound) return unbound;
+  }
   if (laned) {
     bus::ExchangeSpec exchange{bus::lanes_exchange(name_),
                                bus::ExchangeType::consistent_hash,

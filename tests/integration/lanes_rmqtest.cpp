@@ -210,6 +210,25 @@ TEST_P(Lanes, AJobThatAlwaysThrowsIsDeadLetteredAndItsLaneMovesOn) {
   EXPECT_EQ(worker.stats().dead_lettered, 1U);
 }
 
+TEST_P(Lanes, TurningLanesOnOrOffLeavesOneWayForEachJob) {
+  for (unsigned lanes : {0U, 4U, 0U}) {
+    WorkerOptions options;
+    options.lanes = lanes;
+    start_worker(options);
+    workers_.back()->stop();
+  }
+  WorkerOptions options;
+  options.lanes = 4;
+  start_worker(options);
+  for (int n = 0; n < 20; ++n) publish("k", n);
+  ASSERT_EQ(handled_.wait_for(20, kTimeout), 20U);
+  expect_in_order(handled_.items(), 1, 20);
+  // A marker after the jobs: once it is handled, a second copy of any job would have been too.
+  publish("k", 20);
+  ASSERT_EQ(handled_.wait_for(21, kTimeout), 21U);
+  EXPECT_EQ(duplicates_.load(), 0) << "a job reached the worker both through rpc_queue and a lane";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Lanes, ::testing::Values("inproc", "inproc_journal", "amqp"),
                          [](const auto& info) { return info.param; });
 
