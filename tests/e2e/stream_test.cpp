@@ -3,8 +3,7 @@
 // one gateway and bob on the other.
 #include "core/ids.hpp"
 #include "gateway/jwt.hpp"
-#include "support/bus_backends.hpp"
-#include "support/child_process.hpp"
+#include "support/deployment.hpp"
 #include "support/http_client.hpp"
 #include "support/servers.hpp"
 #include "support/ws_client.hpp"
@@ -12,12 +11,9 @@
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
 
-#include <filesystem>
-
 namespace {
 
 namespace json = boost::json;
-using intercomm::testing::ChildProcess;
 using intercomm::testing::Client;
 using intercomm::testing::WsClient;
 using namespace std::chrono_literals;
@@ -28,53 +24,23 @@ std::string token(const std::string& user, std::chrono::seconds ttl = 3600s) {
   return intercomm::gateway::mint_hs256(kSecret, user, ttl);
 }
 
-std::uint16_t port_of(const std::string& line) {
-  return line.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
-}
-
 class Stream : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     suffix_ = intercomm::core::new_message_id();
     alice_ = "alice_" + suffix_;
     bob_ = "bob_" + suffix_;
-    if (GetParam() == "embedded") {
-      data_ = intercomm::testing::servers_dir() + "/stream-" + suffix_;
-      start({INTERCOMM_BINARY, "run", "--listen", "127.0.0.1:0", "--store", "rocksdb:" + data_, "--secret",
-             kSecret});
-      alice_port_ = bob_port_ = port_of(processes_.back()->wait_for_line("intercomm "));
-    } else {
-      const std::string amqp = intercomm::testing::test_amqp_url();
-      const char* redis = std::getenv("INTERCOMM_TEST_REDIS");
-      ASSERT_FALSE(amqp.empty()) << "INTERCOMM_TEST_AMQP is not set: run through scripts/test.sh";
-      ASSERT_NE(redis, nullptr) << "INTERCOMM_TEST_REDIS is not set: run through scripts/test.sh";
-      for (const char* worker : {"mta", "mda"}) {
-        start({INTERCOMM_BINARY, worker, "--amqp", amqp, "--store", redis});
-        ASSERT_FALSE(
-            processes_.back()->wait_for_line("intercomm " + std::string(worker) + ": serving").empty());
-      }
-      for (auto* port : {&alice_port_, &bob_port_}) {
-        start({INTERCOMM_BINARY, "gateway", "--listen", "127.0.0.1:0", "--amqp", amqp, "--secret", kSecret});
-        *port = port_of(processes_.back()->wait_for_line("intercomm gateway: listening on "));
-      }
-    }
-    ASSERT_NE(alice_port_, 0);
-    ASSERT_NE(bob_port_, 0);
+    // Split: alice on one gateway, bob on the other.
+    deployment_ = std::make_unique<intercomm::testing::Deployment>(GetParam(), kSecret);
+    ASSERT_TRUE(deployment_->started()) << deployment_->error();
+    alice_port_ = deployment_->port(0);
+    bob_port_ = deployment_->port(1);
   }
 
   void TearDown() override {
-    for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
-      EXPECT_EQ((*it)->terminate(), 0) << "a process did not stop cleanly on SIGTERM";
+    if (deployment_) {
+      EXPECT_TRUE(deployment_->stop()) << "a process did not stop cleanly on SIGTERM";
     }
-    processes_.clear();
-    if (!data_.empty()) {
-      std::filesystem::remove_all(data_);
-      std::filesystem::remove_all(data_ + "-bus");
-    }
-  }
-
-  void start(std::vector<std::string> args) {
-    processes_.push_back(std::make_unique<ChildProcess>(std::move(args)));
   }
 
   // alice sends `body` to bob through her gateway; returns the message id.
@@ -120,8 +86,8 @@ class Stream : public ::testing::TestWithParam<std::string> {
     return id;
   }
 
-  std::string suffix_, alice_, bob_, data_;
-  std::vector<std::unique_ptr<ChildProcess>> processes_;
+  std::string suffix_, alice_, bob_;
+  std::unique_ptr<intercomm::testing::Deployment> deployment_;
   std::uint16_t alice_port_ = 0, bob_port_ = 0;
 };
 
@@ -141,7 +107,10 @@ TEST_P(Stream, BobReceivesLiveAndAlicesOtherDeviceToo) {
   EXPECT_EQ(message.at("sender").as_string(), alice_);
   EXPECT_EQ(message.at("receiver").as_string(), bob_);
   EXPECT_EQ(message.at("body").as_string(), "merhaba");
-  EXPECT_EQ(id_in(next(*alice_device)), id) << "the sender's other sockets get it too";
+  EXPECT_EQ(received.at("seq").to_number<int>(), 3) << "bob's third message: 'first', 'first', 'merhaba'";
+  auto copy = next(*alice_device);
+  EXPECT_EQ(id_in(copy), id) << "the sender's other sockets get it too";
+  EXPECT_EQ(copy.at("seq").to_number<int>(), 3) << "with its seq in alice's inbox";
 }
 
 TEST_P(Stream, ReconnectingWithAfterReplaysExactlyWhatWasMissedThenGoesLive) {
@@ -185,10 +154,20 @@ TEST_P(Stream, UpgradesAreAuthenticatedAndChecked) {
   WsClient anonymous;
   EXPECT_FALSE(anonymous.connect(bob_port_, "/v1/stream"));
   EXPECT_EQ(anonymous.refused_status(), 401);
-  WsClient bad_cursor;
-  EXPECT_FALSE(
-      bad_cursor.connect(bob_port_, "/v1/stream?after=nope", {"Authorization: Bearer " + token(bob_)}));
-  EXPECT_EQ(bad_cursor.refused_status(), 400);
+  for (const char* bad : {"?after=nope", "?after_seq=-1", "?after_seq=ten", "?after_seq=1&after=X9J0UI76GBWQTF",
+                          "?after_seq=1&after_seq=2", "?since=1"}) {
+    WsClient bad_cursor;
+    EXPECT_FALSE(
+        bad_cursor.connect(bob_port_, std::string("/v1/stream") + bad, {"Authorization: Bearer " + token(bob_)}))
+        << bad;
+    EXPECT_EQ(bad_cursor.refused_status(), 400) << bad;
+  }
+  // Well-formed but not in bob's inbox: the socket opens, then says why it closes.
+  WsClient unknown_id;
+  ASSERT_TRUE(unknown_id.connect(bob_port_, "/v1/stream?after=X9J0UI76GBWQTF", {"Authorization: Bearer " + token(bob_)}));
+  EXPECT_FALSE(unknown_id.read(20s));
+  EXPECT_EQ(unknown_id.close_code(), 1008);
+  EXPECT_NE(unknown_id.close_reason().find("after"), std::string::npos) << unknown_id.close_reason();
   WsClient forged;
   EXPECT_FALSE(forged.connect(
       bob_port_, "/v1/stream?access_token=" + intercomm::gateway::mint_hs256("wrong-secret", bob_, 3600s)));
