@@ -1,7 +1,16 @@
 // The error table of DESIGN.md, in one place.
 #include "core/errors.hpp"
 
+#include <fmt/core.h>
+#include <boost/json/object.hpp>
+
 namespace intercomm::core {
+
+Error invalid_field(std::string_view field, std::string_view rule) {
+  Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
+  error.data = boost::json::object{{"field", field}};
+  return error;
+}
 
 std::string_view standard_message(ErrorCode code) noexcept {
   switch (code) {

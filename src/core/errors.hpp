@@ -63,6 +63,9 @@ struct Error {
   friend bool operator==(const Error&, const Error&) = default;
 };
 
+// -32602 for one field: message "field: rule" (what to fix), data {"field"}.
+Error invalid_field(std::string_view field, std::string_view rule);
+
 // Thrown only when a caller takes .value() of a failed Result: a bug, not a path.
 class ErrorException : public std::runtime_error {
  public:

@@ -19,12 +19,6 @@ namespace {
 constexpr std::array<std::string_view, 5> kFields = {"message_id", "sender", "receiver", "body",
                                                      "created_at"};
 
-Error field_error(std::string_view field, std::string_view rule) {
-  Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
-  error.data = json::object{{"field", field}};
-  return error;
-}
-
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
@@ -108,19 +102,19 @@ Result<void> validate(const Message& message, const MessageLimits& limits, Messa
   const bool stored = shape == MessageShape::stored;
   if (stored || !message.message_id.empty()) {
     if (!is_message_id(message.message_id)) {
-      return field_error("message_id",
-                         fmt::format("must be {}-{} of [0-9A-Z]", kMinMessageIdLength, kMaxMessageIdLength));
+      return invalid_field(
+          "message_id", fmt::format("must be {}-{} of [0-9A-Z]", kMinMessageIdLength, kMaxMessageIdLength));
     }
   }
-  if (!is_user_id(message.sender)) return field_error("sender", "must be 1-64 of [A-Za-z0-9_.-]");
-  if (!is_user_id(message.receiver)) return field_error("receiver", "must be 1-64 of [A-Za-z0-9_.-]");
+  if (!is_user_id(message.sender)) return invalid_field("sender", "must be 1-64 of [A-Za-z0-9_.-]");
+  if (!is_user_id(message.receiver)) return invalid_field("receiver", "must be 1-64 of [A-Za-z0-9_.-]");
   if (message.body.empty() || message.body.size() > limits.max_body_bytes) {
-    return field_error("body", fmt::format("must be 1 to {} bytes", limits.max_body_bytes));
+    return invalid_field("body", fmt::format("must be 1 to {} bytes", limits.max_body_bytes));
   }
-  if (!is_valid_utf8(message.body)) return field_error("body", "must be valid UTF-8 text");
+  if (!is_valid_utf8(message.body)) return invalid_field("body", "must be valid UTF-8 text");
   if (stored || !message.created_at.empty()) {
     if (!is_rfc3339_utc(message.created_at)) {
-      return field_error("created_at", "must be an RFC 3339 UTC time like 2026-01-31T12:00:00.000Z");
+      return invalid_field("created_at", "must be an RFC 3339 UTC time like 2026-01-31T12:00:00.000Z");
     }
   }
   return {};
@@ -128,12 +122,12 @@ Result<void> validate(const Message& message, const MessageLimits& limits, Messa
 
 Result<Message> message_from_json(const json::value& value, const MessageLimits& limits, MessageShape shape) {
   const auto* object = value.if_object();
-  if (object == nullptr) return field_error("message", "must be an object");
+  if (object == nullptr) return invalid_field("message", "must be an object");
 
   for (const auto& member : *object) {
     if (std::find(kFields.begin(), kFields.end(), std::string_view(member.key())) == kFields.end()) {
-      return field_error(member.key(),
-                         "unknown field (allowed: message_id, sender, receiver, body, created_at)");
+      return invalid_field(member.key(),
+                           "unknown field (allowed: message_id, sender, receiver, body, created_at)");
     }
   }
 
@@ -141,7 +135,7 @@ Result<Message> message_from_json(const json::value& value, const MessageLimits&
   const auto read = [&](std::string_view field, std::string& out) -> Result<void> {
     const auto* found = object->if_contains(field);
     if (found == nullptr) return {};
-    if (!found->is_string()) return field_error(field, "must be a string");
+    if (!found->is_string()) return invalid_field(field, "must be a string");
     out = json::string_view(found->get_string());
     return {};
   };
@@ -153,10 +147,10 @@ Result<Message> message_from_json(const json::value& value, const MessageLimits&
     if (auto ok = read(field, *out); !ok) return ok.error();
   }
   if (object->contains("message_id") && message.message_id.empty()) {
-    return field_error("message_id", "must not be empty; leave it out to have one generated");
+    return invalid_field("message_id", "must not be empty; leave it out to have one generated");
   }
   if (object->contains("created_at") && message.created_at.empty()) {
-    return field_error("created_at", "must not be empty; leave it out to have it set");
+    return invalid_field("created_at", "must not be empty; leave it out to have it set");
   }
   if (auto ok = validate(message, limits, shape); !ok) return ok.error();
   return message;

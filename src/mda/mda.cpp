@@ -22,12 +22,6 @@ using core::Error;
 using core::ErrorCode;
 using core::Result;
 
-Error invalid(std::string_view field, std::string_view rule) {
-  Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
-  error.data = json::object{{"field", field}};
-  return error;
-}
-
 Error unavailable(std::string_view why) {
   spdlog::warn("mda: {}", why);
   return Error::of(ErrorCode::unavailable, "store or bus unavailable; retry");
@@ -92,13 +86,13 @@ class Jobs {
     const auto* id = params.if_contains("subscription_id");
     const auto* attempt_value = params.if_contains("attempt");
     if (user == nullptr || !user->is_string() || !core::is_user_id(user->get_string())) {
-      return invalid("user", "must be 1-64 of [A-Za-z0-9_.-]");
+      return core::invalid_field("user", "must be 1-64 of [A-Za-z0-9_.-]");
     }
     if (id == nullptr || !id->is_string() || id->get_string().empty())
-      return invalid("subscription_id", "required");
+      return core::invalid_field("subscription_id", "required");
     if (attempt_value == nullptr || !attempt_value->is_int64() || attempt_value->get_int64() < 1 ||
         attempt_value->get_int64() > 100) {
-      return invalid("attempt", "must be an integer from 1 to 100");
+      return core::invalid_field("attempt", "must be an integer from 1 to 100");
     }
     const auto attempt_number = static_cast<std::uint32_t>(attempt_value->get_int64());
     const std::string owner(user->get_string());
@@ -168,11 +162,11 @@ class Jobs {
                                       std::initializer_list<std::string_view> allowed) {
     for (const auto& member : params) {
       if (std::find(allowed.begin(), allowed.end(), std::string_view(member.key())) == allowed.end()) {
-        return invalid(member.key(), "unknown parameter");
+        return core::invalid_field(member.key(), "unknown parameter");
       }
     }
     const auto* raw = params.if_contains("message");
-    if (raw == nullptr) return invalid("message", "required");
+    if (raw == nullptr) return core::invalid_field("message", "required");
     return core::message_from_json(*raw, core::MessageLimits{std::size_t(-1)}, core::MessageShape::stored);
   }
 
@@ -181,16 +175,17 @@ class Jobs {
   Result<std::uint64_t> seq_of(const json::object& params, const core::Message& message,
                                const std::string& user) {
     const auto* seqs = params.if_contains("seqs");
-    if (seqs != nullptr && !seqs->is_object()) return invalid("seqs", "must be an object {\"<user>\": seq}");
+    if (seqs != nullptr && !seqs->is_object())
+      return core::invalid_field("seqs", "must be an object {\"<user>\": seq}");
     const auto* seq = seqs ? seqs->as_object().if_contains(user) : nullptr;
     if (seq != nullptr) {
       if (seq->is_uint64()) return seq->get_uint64();
       if (seq->is_int64() && seq->get_int64() > 0) return static_cast<std::uint64_t>(seq->get_int64());
-      return invalid("seqs", "must map users to positive integers");
+      return core::invalid_field("seqs", "must map users to positive integers");
     }
     auto stored = store_.inbox_seq(user, message.message_id);
     if (!stored) return unavailable(stored.error().message);
-    if (!*stored) return invalid("message", "not in the inbox of " + user + " (is it stored?)");
+    if (!*stored) return core::invalid_field("message", "not in the inbox of " + user + " (is it stored?)");
     return **stored;
   }
 

@@ -33,8 +33,6 @@ struct Context {
 
 // --- params.cpp: checks shared by the jobs, errors that say what to fix ---
 
-// -32602 naming the field: "field: rule", data {"field"}.
-core::Error invalid(std::string_view field, std::string_view rule);
 // -32010 for the caller (retry), with the cause logged.
 core::Error unavailable(const core::Error& cause);
 // Refuses params other than `allowed`: a misspelt parameter must not be ignored.

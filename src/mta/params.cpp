@@ -16,12 +16,6 @@ using core::Error;
 using core::ErrorCode;
 using core::Result;
 
-Error invalid(std::string_view field, std::string_view rule) {
-  Error error = Error::of(ErrorCode::invalid_params, fmt::format("{}: {}", field, rule));
-  error.data = json::object{{"field", field}};
-  return error;
-}
-
 Error unavailable(const Error& cause) {
   spdlog::warn("mta: {}", cause.message);
   return Error::of(ErrorCode::unavailable, "store or bus unavailable; retry");
@@ -30,7 +24,7 @@ Error unavailable(const Error& cause) {
 Result<void> only(const json::object& params, std::initializer_list<std::string_view> allowed) {
   for (const auto& member : params) {
     if (std::find(allowed.begin(), allowed.end(), std::string_view(member.key())) == allowed.end()) {
-      return invalid(member.key(), "unknown parameter");
+      return core::invalid_field(member.key(), "unknown parameter");
     }
   }
   return {};
@@ -39,7 +33,7 @@ Result<void> only(const json::object& params, std::initializer_list<std::string_
 Result<std::string> user_param(const json::object& params, std::string_view name) {
   const auto* value = params.if_contains(name);
   if (value == nullptr || !value->is_string() || !core::is_user_id(value->get_string())) {
-    return invalid(name, "must be 1-64 of [A-Za-z0-9_.-]");
+    return core::invalid_field(name, "must be 1-64 of [A-Za-z0-9_.-]");
   }
   return std::string(value->get_string());
 }
@@ -48,7 +42,7 @@ Result<std::optional<std::string>> optional_id_param(const json::object& params,
   const auto* value = params.if_contains(name);
   if (value == nullptr || value->is_null()) return std::optional<std::string>();
   if (!value->is_string() || !core::is_message_id(value->get_string())) {
-    return invalid(name, "must be a message id (8-40 of [0-9A-Z])");
+    return core::invalid_field(name, "must be a message id (8-40 of [0-9A-Z])");
   }
   return std::optional<std::string>(std::string(value->get_string()));
 }
@@ -60,14 +54,14 @@ Result<std::optional<std::uint64_t>> optional_seq_param(const json::object& para
   if (value->is_int64() && value->get_int64() >= 0) {
     return std::optional<std::uint64_t>(static_cast<std::uint64_t>(value->get_int64()));
   }
-  return invalid(name, "must be a sequence number (an integer from 0)");
+  return core::invalid_field(name, "must be a sequence number (an integer from 0)");
 }
 
 Result<std::size_t> limit_param(const json::object& params, std::size_t fallback, std::size_t max) {
   const auto* limit = params.if_contains("limit");
   if (limit == nullptr) return fallback;
   if (!limit->is_int64() || limit->get_int64() < 1 || limit->get_int64() > static_cast<std::int64_t>(max)) {
-    return invalid("limit", fmt::format("must be an integer from 1 to {}", max));
+    return core::invalid_field("limit", fmt::format("must be an integer from 1 to {}", max));
   }
   return static_cast<std::size_t>(limit->get_int64());
 }

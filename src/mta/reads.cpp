@@ -45,11 +45,11 @@ Result<std::optional<std::uint64_t>> cursor_param(Context& context, const json::
   if (!seq) return seq.error();
   auto id = optional_id_param(params, name);
   if (!id) return id.error();
-  if (*seq && *id) return invalid(name, fmt::format("give {} or {}_seq, not both", name, name));
+  if (*seq && *id) return core::invalid_field(name, fmt::format("give {} or {}_seq, not both", name, name));
   if (!*id) return *seq;
   auto found = context.store.inbox_seq(user, **id);
   if (!found) return unavailable(found.error());
-  if (!*found) return invalid(name, "no message with this id in the user's inbox");
+  if (!*found) return core::invalid_field(name, "no message with this id in the user's inbox");
   return *found;
 }
 
@@ -121,12 +121,12 @@ JobResult list_deliveries(Context& context, const json::object& params) {
   if (auto ok = only(params, {"message_id", "after", "limit"}); !ok) return ok.error();
   const auto* id = params.if_contains("message_id");
   if (id == nullptr || !id->is_string() || !core::is_message_id(id->get_string())) {
-    return invalid("message_id", "must be a message id (8-40 of [0-9A-Z])");
+    return core::invalid_field("message_id", "must be a message id (8-40 of [0-9A-Z])");
   }
   const auto* after = params.if_contains("after");
   if (after != nullptr &&
       (!after->is_string() || after->get_string().empty() || after->get_string().size() > 100)) {
-    return invalid("after", "must be the `next` of a previous page");
+    return core::invalid_field("after", "must be the `next` of a previous page");
   }
   auto limit = limit_param(params, context.options.max_page, context.options.max_page);
   if (!limit) return limit.error();

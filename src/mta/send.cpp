@@ -26,7 +26,7 @@ namespace {
 Result<core::Message> message_of(const Context& context, const json::object& params) {
   if (auto ok = only(params, {"message"}); !ok) return ok.error();
   const auto* raw = params.if_contains("message");
-  if (raw == nullptr) return invalid("message", "required: {\"sender\",\"receiver\",\"body\"}");
+  if (raw == nullptr) return core::invalid_field("message", "required: {\"sender\",\"receiver\",\"body\"}");
   auto message = core::message_from_json(*raw, context.options.limits, core::MessageShape::new_message);
   if (!message) return message.error();
   if (message->message_id.empty()) message->message_id = core::new_message_id();
@@ -197,14 +197,14 @@ JobResult claim_idempotency_key(Context& context, const json::object& params) {
   if (!user) return user.error();
   const auto* key = params.if_contains("key");
   if (key == nullptr || !key->is_string() || !is_idempotency_key(key->get_string())) {
-    return invalid("key", "must be 1-255 printable ASCII characters");
+    return core::invalid_field("key", "must be 1-255 printable ASCII characters");
   }
   const auto* raw = params.if_contains("message");
-  if (raw == nullptr) return invalid("message", "required");
+  if (raw == nullptr) return core::invalid_field("message", "required");
   auto message = core::message_from_json(*raw, context.options.limits, core::MessageShape::new_message);
   if (!message) return message.error();
   if (message->message_id.empty() || message->created_at.empty()) {
-    return invalid("message", "must carry message_id and created_at");
+    return core::invalid_field("message", "must carry message_id and created_at");
   }
   const json::object claim{{"message_id", message->message_id},
                            {"created_at", message->created_at},

@@ -32,18 +32,19 @@ Result<std::string> webhook_url(const json::object& params) {
   const auto* webhook = params.if_contains("webhook");
   const auto* object = webhook ? webhook->if_object() : nullptr;
   const auto* url = object ? object->if_contains("url") : nullptr;
-  if (url == nullptr || !url->is_string()) return invalid("webhook.url", "required, a string");
-  if (object->size() != 1) return invalid("webhook", "takes only url");
+  if (url == nullptr || !url->is_string()) return core::invalid_field("webhook.url", "required, a string");
+  if (object->size() != 1) return core::invalid_field("webhook", "takes only url");
   const std::string_view text = url->get_string();
   auto parsed = boost::urls::parse_absolute_uri(text);
-  if (!parsed) return invalid("webhook.url", "must be an absolute http or https URL");
+  if (!parsed) return core::invalid_field("webhook.url", "must be an absolute http or https URL");
   if (parsed->scheme() != "http" && parsed->scheme() != "https") {
-    return invalid("webhook.url", "must use http or https");
+    return core::invalid_field("webhook.url", "must use http or https");
   }
-  if (parsed->host().empty()) return invalid("webhook.url", "must name a host");
-  if (parsed->has_userinfo()) return invalid("webhook.url", "must not carry credentials (user:password@)");
-  if (parsed->has_fragment()) return invalid("webhook.url", "must not have a #fragment");
-  if (text.size() > 2048) return invalid("webhook.url", "must be at most 2048 characters");
+  if (parsed->host().empty()) return core::invalid_field("webhook.url", "must name a host");
+  if (parsed->has_userinfo())
+    return core::invalid_field("webhook.url", "must not carry credentials (user:password@)");
+  if (parsed->has_fragment()) return core::invalid_field("webhook.url", "must not have a #fragment");
+  if (text.size() > 2048) return core::invalid_field("webhook.url", "must be at most 2048 characters");
   return std::string(text);
 }
 
@@ -98,7 +99,7 @@ JobResult unsubscribe_user(Context& context, const json::object& params) {
   if (!user) return user.error();
   auto id = optional_id_param(params, "subscription_id");
   if (!id) return id.error();
-  if (!*id) return invalid("subscription_id", "required");
+  if (!*id) return core::invalid_field("subscription_id", "required");
   auto removed = context.store.remove(store::kSubscriptions, store::subscription_key(*user, **id));
   if (!removed) return unavailable(removed.error());
   if (!*removed) return Error::of(ErrorCode::not_found, "subscription: not found");
