@@ -215,7 +215,8 @@ void Worker::run_thread() {
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
-      cv_.wait_until(lock, delayed_.begin()->first);
+      const auto next_retry = delayed_.begin()->first;  // a copy: the entry may go while we wait
+      cv_.wait_until(lock, next_retry);
     }
   }
 }
