@@ -198,7 +198,7 @@ Figures raw_rpc(const std::string& url, const std::string& key, int count, int w
 
 std::unique_ptr<bus::Bus> connect(const std::string& url) {
   bus::AmqpOptions options;
-  options.url = url;
+  options.urls = {url};
   auto connection = bus::connect_amqp(options);
   if (!bus::wait_connected(*connection, 20s)) throw std::runtime_error("bus: connect");
   return connection;

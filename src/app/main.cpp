@@ -106,11 +106,11 @@ intercomm::worker::WorkerOptions worker_options(const WorkerFlags& flags) {
 // waits up to 30 s for the broker; a stop signal meanwhile gives up at once).
 std::unique_ptr<intercomm::bus::Bus> connect_rabbitmq(const Config& config, std::string_view who) {
   intercomm::bus::AmqpOptions amqp;
-  amqp.url = config.amqp;
+  amqp.urls = config.amqp;
   auto bus = intercomm::bus::connect_amqp(amqp);
   if (!wait_connected_or_stop(*bus, std::chrono::seconds(30))) {
     fmt::print(stderr, "intercomm {}: cannot reach RabbitMQ at {} within 30 s\n", who,
-               intercomm::core::mask_url_password(config.amqp));
+               intercomm::core::mask_url_passwords(config.amqp));
     return nullptr;
   }
   return bus;
@@ -334,7 +334,7 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   const auto connect = [&]() -> std::unique_ptr<intercomm::bus::Bus> {
     if (!config.amqp_given) return intercomm::bus::connect_inproc(broker);
     intercomm::bus::AmqpOptions amqp;
-    amqp.url = config.amqp;
+    amqp.urls = config.amqp;
     return intercomm::bus::connect_amqp(amqp);
   };
   if (!config.amqp_given) {
@@ -353,7 +353,7 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
       !wait_connected_or_stop(*mda_bus, std::chrono::seconds(30)) ||
       !wait_connected_or_stop(*gateway_bus, std::chrono::seconds(30))) {
     fmt::print(stderr, "intercomm run: cannot reach RabbitMQ at {}\n",
-               intercomm::core::mask_url_password(config.amqp));
+               intercomm::core::mask_url_passwords(config.amqp));
     return 1;
   }
   intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName), worker_options(flags));

@@ -2,6 +2,7 @@
 #include "bus/amqp_core.hpp"
 
 #include "bus/topology.hpp"
+#include "core/config.hpp"
 
 #include <amqp_tcp_socket.h>
 #include <poll.h>
@@ -171,10 +172,25 @@ void AmqpCore::run_deferred() {
 }
 
 bool AmqpCore::connect() {
-  std::string url = options_.url;
+  // Every node once, from where the last connection was (or the one after
+  // the node that just failed): in a cluster, another node takes over.
+  const std::size_t count = std::max<std::size_t>(1, options_.urls.size());
+  for (std::size_t tried = 0; tried < count && !stopping(); ++tried) {
+    const std::size_t index = (next_url_ + tried) % count;
+    if (connect_to(options_.urls.empty() ? std::string() : options_.urls[index])) {
+      next_url_ = index;
+      return true;
+    }
+    teardown();
+  }
+  next_url_ = (next_url_ + 1) % count;
+  return false;
+}
+
+bool AmqpCore::connect_to(std::string url) {
   amqp_connection_info info{};
   if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
-    spdlog::error("bus: cannot parse AMQP URL {}", options_.url);
+    log_once("bus: cannot parse the AMQP URL " + core::mask_url_password(url));
     return false;
   }
   conn_ = amqp_new_connection();

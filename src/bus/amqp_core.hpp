@@ -165,7 +165,9 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   milliseconds poll_timeout() const;
   void run_commands();
   void run_deferred();
+  // Connects to the first node of options_.urls that answers; false when none did.
   bool connect();
+  bool connect_to(std::string url);
   void log_once(const std::string& message);
   void fail_connection(std::string_view reason);
   void teardown();
@@ -216,6 +218,7 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   std::uint64_t generation_ = 0;
   std::uint64_t next_publish_seq_ = 1;
   amqp_channel_t next_channel_ = kFirstConsumerChannel;
+  std::size_t next_url_ = 0;  // the node to try first
   std::map<std::uint64_t, PendingPublish> pending_;
   std::multimap<Clock::time_point, std::uint64_t> deadlines_;
   std::deque<Command> deferred_;

@@ -157,8 +157,8 @@ class Bus {
   // Removes the binding of `destination` (a queue, or an exchange when
   // `to_exchange`) to `source` with `key`, if there is one: for a worker that
   // serves a job another way than before. Fails only when the bus is down.
-  virtual core::Result<void> unbind(std::string_view source, std::string_view destination, std::string_view key,
-                                    bool to_exchange) = 0;
+  virtual core::Result<void> unbind(std::string_view source, std::string_view destination,
+                                    std::string_view key, bool to_exchange) = 0;
 
   // Publishes persistent and mandatory to `exchange`; `done` is called exactly
   // once, on a bus thread, with the outcome. Many publishes may be in flight.

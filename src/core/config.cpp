@@ -80,10 +80,12 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
         ->capture_default_str();
   }
   if (options & kAmqp) {
-    app.add_option("--amqp", config.amqp, "RabbitMQ URL")
+    app.add_option("--amqp", config.amqp,
+                   "RabbitMQ node URL; repeat the flag or separate with commas for the nodes of a cluster")
         ->envname("INTERCOMM_AMQP")
+        ->delimiter(',')
         ->check(check_amqp)
-        ->capture_default_str();
+        ->default_str(config.amqp.front());
   }
   if (options & kStore) {
     app.add_option("--store", config.store, "rocksdb:PATH, redis://HOST:PORT or redis-cluster://H:P,H:P,...")
@@ -158,13 +160,19 @@ std::string mask_url_password(std::string_view url) {
   return fmt::format("{}****{}", url.substr(0, colon + 1), url.substr(at));
 }
 
+std::string mask_url_passwords(const std::vector<std::string>& urls) {
+  std::string out;
+  for (const auto& url : urls) out += (out.empty() ? "" : ",") + mask_url_password(url);
+  return out;
+}
+
 std::string describe(const Config& config) {
   std::string out;
   const auto line = [&](std::string_view name, std::string_view value) {
     out += fmt::format("{:<15} = {}\n", name, value);
   };
   line("listen", config.listen);
-  line("amqp", mask_url_password(config.amqp));
+  line("amqp", mask_url_passwords(config.amqp));
   line("store", mask_url_password(config.store));
   line("secret", config.secret.empty() ? "(not set)" : "****");
   line("log-format", config.log_format == LogFormat::json ? "json" : "text");

@@ -29,7 +29,7 @@ TEST(BrokerKill, NoConfirmedJobIsLostAndBothSidesRecover) {
   ASSERT_TRUE(node.started()) << "could not start a private RabbitMQ node";
 
   AmqpOptions options;
-  options.url = node.url();
+  options.urls = {node.url()};
   options.reconnect_max = 1000ms;
   auto worker_bus = connect_amqp(options);
   auto publisher = connect_amqp(options);

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
 
   intercomm::core::logging::init(intercomm::core::LogFormat::text);  // stderr: stdout says "ready"
   intercomm::bus::AmqpOptions options;
-  options.url = argv[1];
+  options.urls = {argv[1]};
   auto bus = intercomm::bus::connect_amqp(options);
   if (!intercomm::bus::wait_connected(*bus, std::chrono::seconds(20))) {
     std::fputs("seed_worker: cannot connect\n", stderr);

@@ -38,7 +38,7 @@ class BusFactory {
       return nullptr;
     }
     bus::AmqpOptions options;
-    options.url = url;
+    options.urls = {url};
     auto connection = bus::connect_amqp(options);
     if (!bus::wait_connected(*connection, std::chrono::seconds(20))) {
       ADD_FAILURE() << "cannot connect to " << url;

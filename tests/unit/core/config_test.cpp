@@ -50,7 +50,7 @@ TEST(Config, DefaultsAreDesignsTable) {
   Config config;
   ASSERT_EQ(parse(config, {}), "");
   EXPECT_EQ(config.listen, "127.0.0.1:8080");
-  EXPECT_EQ(config.amqp, "amqp://guest:guest@127.0.0.1:5672/");
+  EXPECT_EQ(config.amqp, std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/"});
   EXPECT_FALSE(config.amqp_given);
   EXPECT_EQ(config.store, "rocksdb:./intercomm-data");
   EXPECT_EQ(config.log_format, LogFormat::text);
@@ -82,7 +82,23 @@ TEST(Config, AmqpGivenByFlagOrEnvironment) {
   Config by_env;
   ASSERT_EQ(parse(by_env, {}), "");
   EXPECT_TRUE(by_env.amqp_given);
-  EXPECT_EQ(by_env.amqp, "amqp://u:p@127.0.0.1:5674/");
+  EXPECT_EQ(by_env.amqp, std::vector<std::string>{"amqp://u:p@127.0.0.1:5674/"});
+}
+
+TEST(Config, AmqpTakesTheNodesOfACluster) {
+  Config repeated;
+  ASSERT_EQ(parse(repeated, {"--amqp", "amqp://a:5672/", "--amqp", "amqp://b:5672/"}), "");
+  EXPECT_EQ(repeated.amqp, (std::vector<std::string>{"amqp://a:5672/", "amqp://b:5672/"}));
+  Config listed;
+  ASSERT_EQ(parse(listed, {"--amqp", "amqp://a:5672/,amqp://b:5672/,amqp://c:5672/"}), "");
+  EXPECT_EQ(listed.amqp.size(), 3U);
+  ScopedEnv amqp("INTERCOMM_AMQP", "amqp://u:p@a:5672/,amqp://u:p@b:5672/");
+  Config by_env;
+  ASSERT_EQ(parse(by_env, {}), "");
+  EXPECT_EQ(by_env.amqp, (std::vector<std::string>{"amqp://u:p@a:5672/", "amqp://u:p@b:5672/"}));
+  EXPECT_EQ(describe(by_env).find(":p@"), std::string::npos) << "every node's password is masked";
+  Config bad;
+  EXPECT_NE(parse(bad, {"--amqp", "amqp://a:5672/,http://b"}), "") << "each node is checked";
 }
 
 TEST(Config, MalformedValuesAreRefusedWithWhatIsExpected) {
@@ -140,7 +156,7 @@ TEST(HostPort, ParsesNamesV4AndBracketedV6) {
 TEST(Describe, MasksSecretsAndPasswords) {
   Config config;
   config.secret = "s3cr3t-value";
-  config.amqp = "amqp://svc:hunter2@rabbit:5672/prod";
+  config.amqp = {"amqp://svc:hunter2@rabbit:5672/prod"};
   config.store = "redis://:redispw@127.0.0.1:6379";
   const std::string text = describe(config);
   EXPECT_EQ(text.find("s3cr3t-value"), std::string::npos) << text;
