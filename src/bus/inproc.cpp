@@ -405,8 +405,9 @@ class BrokerState : public AckSink {
     if (!message.expires_at || deadline < *message.expires_at) message.expires_at = deadline;
   }
 
+  // A delivery came back (rejected, or its consumer went); it was counted
+  // when it was handed out.
   void requeue_locked(const std::string& name, Queue& queue, Message message) {
-    ++message.delivery_count;
     message.redelivered = true;
     if (queue.delivery_limit > 0 && message.delivery_count >= queue.delivery_limit) {
       dead_letter_locked(std::move(message), name, "delivery_limit");
@@ -473,6 +474,11 @@ class BrokerState : public AckSink {
                                                      : queue.consumers[queue.next_consumer++ % candidates];
         if (!consumer->has_room()) continue;
         Message message = queue.pop_front();
+        if (queue.delivery_limit > 0 && message.delivery_count >= queue.delivery_limit) {
+          // Handed out that often already (and never settled: the process went).
+          dead_letter_locked(std::move(message), name, "delivery_limit");
+          return true;
+        }
         const std::uint64_t tag = next_id_++;
         ++consumer->calls_in_progress;
         if (consumer->auto_ack_handler) {
@@ -481,6 +487,11 @@ class BrokerState : public AckSink {
         } else {
           auto delivery = std::make_unique<Delivery>(message.envelope, message.redelivered,
                                                      message.delivery_count, tag, consumer->id, self_);
+          // Counted when handed out, so that a crash while handling it counts too.
+          ++message.delivery_count;
+          if (journal_ && message.journal_id != 0) {
+            journal_->record_deliveries(message.journal_id, message.delivery_count);
+          }
           consumer->unacked.emplace(tag, std::move(message));
           lock.unlock();
           consumer->handler(std::move(delivery));

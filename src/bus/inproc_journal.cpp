@@ -18,6 +18,12 @@ std::string key_of(std::uint64_t id) {
   return key;
 }
 
+// The key of a message's delivery count: its key and one more byte, so it
+// sorts right after the message.
+std::string count_key_of(std::uint64_t id) {
+  return key_of(id) + 'c';
+}
+
 std::uint64_t id_of(const rocksdb::Slice& key) {
   std::uint64_t id = 0;
   for (std::size_t i = 0; i < key.size() && i < 8; ++i) id = (id << 8) | static_cast<unsigned char>(key[i]);
@@ -134,6 +140,14 @@ core::Result<std::vector<JournalRecord>> Journal::load() {
   std::vector<JournalRecord> records;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() == 9) {  // a delivery count: of the record just read
+      std::uint32_t count = 0;
+      Reader in(std::string_view(it->value().data(), it->value().size()));
+      if (!records.empty() && records.back().id == id_of(it->key()) && in.u32(count)) {
+        records.back().delivery_count = std::max(records.back().delivery_count, count);
+      }
+      continue;
+    }
     JournalRecord record;
     record.id = id_of(it->key());
     if (!decode(std::string_view(it->value().data(), it->value().size()), record)) {
@@ -156,6 +170,14 @@ void Journal::stage_put(const JournalRecord& record) {
 
 void Journal::stage_remove(std::uint64_t id) {
   impl_->staged->writes.Delete(key_of(id));
+  impl_->staged->writes.Delete(count_key_of(id));
+}
+
+void Journal::record_deliveries(std::uint64_t id, std::uint32_t count) {
+  std::string value;
+  put_u32(value, count);
+  const auto status = impl_->db->Put(rocksdb::WriteOptions(), count_key_of(id), value);
+  if (!status.ok()) spdlog::error("bus journal: cannot record a delivery: {}", status.ToString());
 }
 
 bool Journal::has_staged() const {

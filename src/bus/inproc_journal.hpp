@@ -39,6 +39,12 @@ class Journal {
 
   void stage_put(const JournalRecord& record);
   void stage_remove(std::uint64_t id);
+
+  // Records at once (written, not synced: a crash of the process keeps it)
+  // that message `id` was handed out `count` times, before the consumer gets
+  // it: a message that crashes the process is counted like one that fails,
+  // and dead-lettered at its queue's limit instead of crashing it again.
+  void record_deliveries(std::uint64_t id, std::uint32_t count);
   bool has_staged() const;
   // True when the staged batch holds a put: it must be synced before the
   // publishes in it are confirmed. Removes alone need no sync (a remove lost

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <set>
+#include <vector>
 
 namespace intercomm::bus {
 namespace {
@@ -108,6 +109,56 @@ TEST_F(JournalTest, AckedJobsAreGoneAfterARestart) {
   }  // the broker writes what was staged when it stops
   auto broker = open();
   EXPECT_EQ(inproc_pending(*broker, spec_.name), 0U);
+}
+
+// A job whose handling kills the process (here: the broker goes away with the
+// job in hand, never settled) is counted each time it was handed out, across
+// restarts, and dead-lettered at its queue's limit instead of being handed
+// out again for ever.
+TEST_F(JournalTest, AJobThatCrashesTheProcessEachTimeIsDeadLetteredAtTheLimit) {
+  QueueSpec limited = spec_;
+  limited.delivery_limit = 3;
+  {
+    auto broker = open();
+    auto bus = connect_inproc(broker);
+    ASSERT_TRUE(bus->declare_queue(limited));
+    ASSERT_EQ(publish_and_wait(*bus, kExchange, job(1), 10s), PublishStatus::confirmed);
+  }
+  std::vector<std::uint32_t> counts;
+  for (int crash = 0; crash < 3; ++crash) {
+    std::shared_ptr<Delivery> in_hand;  // outlives the broker: never settled while it ran
+    {
+      auto broker = open();
+      auto bus = connect_inproc(broker);
+      ASSERT_TRUE(bus->declare_queue(limited));
+      Collector<std::shared_ptr<Delivery>> got;
+      auto consumer =
+          bus->consume(limited.name, 1, [&](std::unique_ptr<Delivery> d) { got.push(std::move(d)); });
+      ASSERT_EQ(got.wait_for(1), 1U) << "crash " << crash;
+      in_hand = got.items().front();
+      counts.push_back(in_hand->delivery_count());
+      consumer->pause();
+      bus.reset();
+      broker.reset();
+    }
+  }
+  EXPECT_EQ(counts, (std::vector<std::uint32_t>{0, 1, 2}));
+  auto broker = open();
+  auto bus = connect_inproc(broker);
+  ASSERT_TRUE(bus->declare_queue(limited));
+  Collector<std::string> reasons;
+  auto dead = bus->consume(std::string(kDeadLetterQueue), 10, [&](std::unique_ptr<Delivery> d) {
+    reasons.push(d->message().body + "|" + d->message().headers.at("x-first-death-reason"));
+    d->ack();
+  });
+  Collector<std::string> again;
+  auto consumer = bus->consume(limited.name, 1, [&](std::unique_ptr<Delivery> d) {
+    again.push(d->message().body);
+    d->ack();
+  });
+  ASSERT_EQ(reasons.wait_for(1), 1U);
+  EXPECT_EQ(reasons.items().front(), "job 1|delivery_limit");
+  EXPECT_EQ(again.size(), 0U) << "handed out a fourth time";
 }
 
 TEST_F(JournalTest, ALockedJournalIsAClearError) {
