@@ -18,6 +18,7 @@ class AmqpSubscription : public Subscription {
   AmqpSubscription(std::shared_ptr<AmqpCore> core, std::uint64_t id) : core_(std::move(core)), id_(id) {}
   ~AmqpSubscription() override { core_->cancel_consumer(id_); }
   void pause() override { core_->pause_consumer(id_); }
+  void resume() override { core_->resume_consumer(id_); }
 
  private:
   std::shared_ptr<AmqpCore> core_;

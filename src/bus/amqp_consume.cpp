@@ -58,6 +58,26 @@ void AmqpCore::pause_consumer(std::uint64_t id) {
   run_on_io_thread(pause);
 }
 
+void AmqpCore::resume_consumer(std::uint64_t id) {
+  post(Command{false, [this, id] {
+                 auto found = consumers_.find(id);
+                 if (found == consumers_.end() || !found->second.paused) return;
+                 found->second.paused = false;
+                 if (!conn_ || !connected_) return;  // subscribed at the next connect
+                 auto& registration = found->second;
+                 if (registration.channel == 0 || !open_channels_.contains(registration.channel)) {
+                   (void)subscribe(id, registration);
+                   return;
+                 }
+                 auto* consumed =
+                     amqp_basic_consume(conn_, registration.channel, bytes_of(registration.queue),
+                                        amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+                 if (rpc_result(registration.channel, "basic.consume " + registration.queue)) {
+                   registration.consumer_tag = string_of(consumed->consumer_tag);
+                 }
+               }});
+}
+
 Result<void> AmqpCore::open_reply_queue(std::function<void(Envelope)> on_reply) {
   return call<void>(true, [this, on_reply = std::move(on_reply)]() mutable -> Result<void> {
     if (reply_handler_) return Error::of(ErrorCode::conflict, "reply queue: already open");

@@ -145,6 +145,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   // basic.cancel: no new deliveries; the channel stays open so deliveries in
   // hand can still be acked.
   void pause_consumer(std::uint64_t id);
+  // basic.consume again on the consumer's channel (or at the next connect).
+  void resume_consumer(std::uint64_t id);
   Result<void> open_reply_queue(std::function<void(Envelope)> on_reply);
   std::string reply_queue() const {
     std::lock_guard lock(mu_);

@@ -129,13 +129,15 @@ struct QueueSpec {
 };
 
 // A consumer. pause() stops new deliveries while those in hand can still be
-// settled (for draining); destroying it stops the consumer, and deliveries
-// still unsettled go back to the queue. The handler is not running once the
+// settled (for draining, or while what handles them is down); resume() takes
+// deliveries again. Destroying it stops the consumer, and deliveries still
+// unsettled go back to the queue. The handler is not running once the
 // destructor returned.
 class Subscription {
  public:
   virtual ~Subscription() = default;
   virtual void pause() = 0;
+  virtual void resume() = 0;
 };
 
 // A connection to the bus. Every method is thread-safe. Publishes and

@@ -263,6 +263,12 @@ class BrokerState : public AckSink {
     }
   }
 
+  void resume(const std::shared_ptr<Consumer>& consumer) {
+    std::lock_guard lock(mu_);
+    consumer->paused = false;
+    cv_.notify_all();
+  }
+
   std::string add_exclusive_queue(std::uint64_t owner) {
     std::lock_guard lock(mu_);
     std::string name = "amq.gen-inproc-" + std::to_string(next_id_++);
@@ -603,6 +609,7 @@ class InprocSubscription : public Subscription {
       : broker_(std::move(broker)), consumer_(std::move(consumer)) {}
   ~InprocSubscription() override { broker_->state().cancel(consumer_); }
   void pause() override { broker_->state().pause(consumer_); }
+  void resume() override { broker_->state().resume(consumer_); }
 
  private:
   std::shared_ptr<InprocBroker> broker_;

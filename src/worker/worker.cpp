@@ -47,9 +47,9 @@ struct Worker::Lane {
     std::uint32_t failures = 0;  // handler throws seen here (not transient failures)
   };
   std::deque<Held> pending;
-  bool scheduled = false;  // queued in tasks_ or delayed_, or running
-  std::chrono::milliseconds backoff{0};
-  bool isolate = false;  // after a throw: one job per turn, to find the one that throws
+  bool scheduled = false;      // queued in tasks_ or delayed_, or running
+  std::uint32_t failures = 0;  // transient failures of its head job in a row (for the back-off)
+  bool isolate = false;        // after a throw: one job per turn, to find the one that throws
   std::unique_ptr<bus::Subscription> subscription;
 };
 
@@ -142,14 +142,14 @@ void Worker::stop() {
     draining_ = true;
   }
   // No new deliveries; finish and settle the ones in hand, then close.
-  if (subscription_) subscription_->pause();
-  for (auto& lane : lanes_) {
-    if (lane->subscription) lane->subscription->pause();
-  }
+  pause_consumers();
   {
     std::unique_lock lock(mu_);
-    // A lane backing off gives its jobs back now rather than waiting.
-    for (auto& [when, lane] : delayed_) tasks_.push_back(Task{nullptr, lane});
+    // What backs off is tried once more now (and given back if it fails again).
+    for (auto& [when, task] : delayed_) {
+      if (task.delivery) held_.fetch_sub(1);
+      tasks_.push_back(std::move(task));
+    }
     delayed_.clear();
     cv_.notify_all();
     cv_.wait(lock, [&] { return busy_ == 0 || threads_.empty(); });
@@ -166,8 +166,73 @@ void Worker::stop() {
 }
 
 Worker::Stats Worker::stats() const {
-  return Stats{acked_.load(), requeued_.load(), dead_lettered_.load(), replies_.load(),
-               retried_in_place_.load()};
+  bool open = false;
+  {
+    std::lock_guard lock(mu_);
+    open = circuit_open_;
+  }
+  return Stats{acked_.load(),
+               requeued_.load(),
+               dead_lettered_.load(),
+               replies_.load(),
+               retried_in_place_.load(),
+               held_.load(),
+               open};
+}
+
+std::chrono::milliseconds Worker::backoff(std::uint32_t failures) const {
+  auto wait = options_.retry_first;
+  for (std::uint32_t i = 1; i < failures && wait < options_.retry_last; ++i) wait *= 2;
+  wait = std::min(wait, options_.retry_last);
+  thread_local std::mt19937 random{std::random_device{}()};
+  const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(wait.count()) * jitter));
+}
+
+void Worker::transient_failure() {
+  bool open = false;
+  {
+    std::lock_guard lock(mu_);
+    ++transient_in_a_row_;
+    if (!circuit_open_ && transient_in_a_row_ >= options_.breaker_threshold && !draining_) {
+      circuit_open_ = open = true;
+    }
+  }
+  if (open) {
+    spdlog::warn("worker {}: {} transient failures in a row; not taking jobs until one succeeds", name_,
+                 options_.breaker_threshold);
+    pause_consumers();
+  }
+}
+
+void Worker::succeeded() {
+  bool close = false;
+  {
+    std::lock_guard lock(mu_);
+    transient_in_a_row_ = 0;
+    if (circuit_open_) {
+      circuit_open_ = false;
+      close = !draining_;
+    }
+  }
+  if (close) {
+    spdlog::info("worker {}: a job succeeded again; taking jobs", name_);
+    resume_consumers();
+  }
+}
+
+void Worker::pause_consumers() {
+  if (subscription_) subscription_->pause();
+  for (auto& lane : lanes_) {
+    if (lane->subscription) lane->subscription->pause();
+  }
+}
+
+void Worker::resume_consumers() {
+  if (subscription_) subscription_->resume();
+  for (auto& lane : lanes_) {
+    if (lane->subscription) lane->subscription->resume();
+  }
 }
 
 void Worker::on_delivery(std::unique_ptr<bus::Delivery> delivery) {
@@ -196,8 +261,9 @@ void Worker::run_thread() {
   while (true) {
     const auto now = std::chrono::steady_clock::now();
     while (!delayed_.empty() && delayed_.begin()->first <= now) {
-      tasks_.push_back(Task{nullptr, delayed_.begin()->second});
-      delayed_.erase(delayed_.begin());
+      auto due = delayed_.extract(delayed_.begin());
+      if (due.mapped().delivery) held_.fetch_sub(1);
+      tasks_.push_back(std::move(due.mapped()));
     }
     if (!tasks_.empty()) {
       Task task = std::move(tasks_.front());
@@ -206,7 +272,7 @@ void Worker::run_thread() {
       if (task.lane != nullptr) {
         run_lane(*task.lane);
       } else {
-        process(std::move(task.delivery));
+        process(std::move(task.delivery), task.transient_failures);
       }
       lock.lock();
       continue;
@@ -248,6 +314,7 @@ void Worker::finish(bus::Delivery& delivery, const std::vector<jsonrpc::Response
     }
     disposition = Disposition::ack;
   } else if (disposition == Disposition::retry && delivery.delivery_count() + 1 >= options_.max_deliveries) {
+    // Deterministic: the handler threw on it every time.
     spdlog::error("worker {}: giving up after {} deliveries; dead-lettering", name_,
                   delivery.delivery_count() + 1);
     disposition = Disposition::dead_letter;
@@ -261,6 +328,8 @@ void Worker::finish(bus::Delivery& delivery, const std::vector<jsonrpc::Response
       delivery.reject(true);
       requeued_.fetch_add(1);
       break;
+    case Disposition::hold:  // process() keeps it; never here
+      break;
     case Disposition::dead_letter:
       delivery.reject(false);
       dead_lettered_.fetch_add(1);
@@ -269,7 +338,7 @@ void Worker::finish(bus::Delivery& delivery, const std::vector<jsonrpc::Response
   settled();
 }
 
-void Worker::process(std::unique_ptr<bus::Delivery> delivery) {
+void Worker::process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t transient_failures) {
   JobContext context = context_of(*delivery);
   core::logging::ScopedRequestId request_scope(context.request_id);
 
@@ -301,13 +370,40 @@ void Worker::process(std::unique_ptr<bus::Delivery> delivery) {
                             "method: worker " + name_ + " does not serve " + request.method);
         worst(Disposition::dead_letter);
       }
-      if (!outcome && outcome.error().code == ErrorCode::unavailable) worst(Disposition::retry);
+      if (!outcome && outcome.error().code == ErrorCode::unavailable) worst(Disposition::hold);
     } catch (const std::exception& e) {
       spdlog::error("worker {}: {} threw: {}", name_, request.method, e.what());
       outcome = Error::of(ErrorCode::internal_error);  // no internals leaked
       worst(Disposition::retry);
     }
     if (!request.is_notification()) responses.push_back(jsonrpc::Response{*request.id, std::move(outcome)});
+  }
+  if (disposition == Disposition::hold) {
+    transient_failure();
+    if (delivery->message().reply_to.empty()) {
+      // A transient failure of a job: tried again in place after a back-off,
+      // as long as it takes; the broker counts no delivery.
+      bool draining = false;
+      {
+        std::lock_guard lock(mu_);
+        draining = draining_;
+        if (!draining) {
+          retried_in_place_.fetch_add(1);
+          held_.fetch_add(1);
+          delayed_.emplace(std::chrono::steady_clock::now() + backoff(transient_failures + 1),
+                           Task{std::move(delivery), nullptr, transient_failures + 1});
+          cv_.notify_all();
+          return;
+        }
+      }
+      // Stopping: it goes back to the queue as it is.
+      delivery.reset();
+      settled();
+      return;
+    }
+    disposition = Disposition::ack;  // an RPC: its caller has the answer (-32010) and decides
+  } else if (disposition == Disposition::ack) {
+    succeeded();
   }
   finish(*delivery, responses, incoming.batch, disposition);
 }
@@ -415,23 +511,26 @@ void Worker::run_lane(Lane& lane) {
     again.clear();
   }
 
+  if (!threw && !again.empty()) {
+    transient_failure();
+  } else if (!threw && retry_from > 0) {
+    succeeded();
+  }
   std::lock_guard lock(mu_);
   if (threw) lane.isolate = true;
   if (!again.empty()) {
     retried_in_place_.fetch_add(again.size());
     for (auto it = again.rbegin(); it != again.rend(); ++it) lane.pending.push_front(std::move(*it));
-    lane.backoff = std::min(options_.retry_last, std::max(options_.retry_first, lane.backoff * 2));
-    thread_local std::mt19937 random{std::random_device{}()};
-    const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(random);
-    const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(lane.backoff.count() * jitter));
-    if (!threw)
+    const auto wait = backoff(++lane.failures);
+    if (!threw) {
       spdlog::warn("worker {}: {} waits {} ms after a transient failure", name_, lane.queue, wait.count());
-    delayed_.emplace(std::chrono::steady_clock::now() + wait, &lane);
+    }
+    delayed_.emplace(std::chrono::steady_clock::now() + wait, Task{nullptr, &lane, 0});
     cv_.notify_all();
     return;
   }
   if (!threw) {
-    lane.backoff = std::chrono::milliseconds(0);
+    lane.failures = 0;
     if (retry_from == held.size()) lane.isolate = false;
   }
   if (!lane.pending.empty()) {

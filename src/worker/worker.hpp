@@ -33,10 +33,14 @@ struct WorkerOptions {
   // Ordered jobs (on_ordered) are spread over this many lanes; 0 serves them
   // on rpc_queue_<name> with the other jobs, in no particular order.
   unsigned lanes = 16;
-  // Back-off of a lane whose head job failed transiently: doubling from the
-  // first to the last, with jitter.
+  // Back-off of a job (or a lane's head job) that failed transiently:
+  // doubling from the first to the last, with jitter.
   std::chrono::milliseconds retry_first{50};
   std::chrono::milliseconds retry_last{2000};
+  // After this many transient failures in a row (and no success), the
+  // worker stops taking jobs (the circuit opens) until one of those it holds
+  // succeeds.
+  std::uint32_t breaker_threshold = 5;
 };
 
 // What a handler sees besides its params.
@@ -50,8 +54,9 @@ struct JobContext {
 
 // A handler returns its result, or a typed error from the core table. Return
 // ErrorCode::unavailable for a transient failure (e.g. the store is down): a
-// job is then delivered again. Throwing is a bug: the caller gets -32603 with
-// no detail, and a job is retried like a transient failure.
+// job is then retried in place, after a back-off, for as long as it takes (an
+// outage spends no delivery). Throwing is a bug: the caller gets -32603 with
+// no detail, and a job is requeued, and dead-lettered after max_deliveries.
 using Handler =
     std::function<core::Result<boost::json::value>(const boost::json::object& params, const JobContext&)>;
 
@@ -74,9 +79,13 @@ using BatchHandler = std::function<std::vector<core::Result<boost::json::value>>
 //    handler's error, or -32603 for a throw) goes to reply_to with the
 //    request's correlation_id, then the message is acked;
 //  - without reply_to (a job or a notification): acked once the handler
-//    returned a result or a definitive error; requeued on a transient failure
-//    or a throw; dead-lettered after max_deliveries, and at once when it
-//    cannot ever succeed (not JSON-RPC, unknown method).
+//    returned a result or a definitive error; held and retried in place on a
+//    transient failure (back-off with jitter; no delivery spent); requeued
+//    on a throw and dead-lettered after max_deliveries; dead-lettered at once
+//    when it cannot ever succeed (not JSON-RPC, unknown method).
+// Transient failures in a row open a circuit breaker: the worker stops
+// taking jobs (its consumers pause) while it retries those it holds, and
+// takes jobs again once one succeeds.
 // Notifications never get a reply; batches get one array reply. Handlers run
 // on `threads` threads; at most `prefetch` messages are in hand at once.
 // Acks happen only after the handler returned (and any reply was published).
@@ -110,7 +119,9 @@ class Worker {
     std::uint64_t requeued = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t replies = 0;
-    std::uint64_t retried_in_place = 0;  // lane jobs handed back after a transient failure
+    std::uint64_t retried_in_place = 0;  // jobs handed back after a transient failure
+    std::uint64_t held = 0;              // jobs waiting to be retried now
+    bool circuit_open = false;           // not taking jobs: everything it tried failed transiently
   };
   Stats stats() const;
 
@@ -121,16 +132,24 @@ class Worker {
   struct Task {
     std::unique_ptr<bus::Delivery> delivery;
     Lane* lane = nullptr;
+    std::uint32_t transient_failures = 0;  // of this delivery, retried in place
   };
 
   void on_delivery(std::unique_ptr<bus::Delivery> delivery);
   void on_lane_delivery(Lane& lane, std::unique_ptr<bus::Delivery> delivery);
   void run_thread();
-  void process(std::unique_ptr<bus::Delivery> delivery);
+  void process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t transient_failures = 0);
   void run_lane(Lane& lane);
+  // The wait before retry number `failures` (1, 2 ...): doubling, capped, jittered.
+  std::chrono::milliseconds backoff(std::uint32_t failures) const;
+  // Circuit breaker bookkeeping: every transient failure, and every success.
+  void transient_failure();
+  void succeeded();
+  void pause_consumers();
+  void resume_consumers();
   // What becomes of a message once handled, for messages without reply_to.
   // Ordered: a later value wins when a batch mixes outcomes.
-  enum class Disposition { ack, dead_letter, retry };
+  enum class Disposition { ack, dead_letter, hold, retry };
   // Settles a delivery whose outcome is known: an RPC gets its reply and is
   // acked; a job is acked, requeued or dead-lettered.
   void finish(bus::Delivery& delivery, const std::vector<core::jsonrpc::Response>& responses, bool batch,
@@ -144,10 +163,12 @@ class Worker {
   std::map<std::string, Handler> handlers_;
   std::map<std::string, BatchHandler> ordered_handlers_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> tasks_;
-  std::multimap<std::chrono::steady_clock::time_point, Lane*> delayed_;  // lanes backing off
+  std::multimap<std::chrono::steady_clock::time_point, Task> delayed_;  // jobs and lanes backing off
+  std::uint32_t transient_in_a_row_ = 0;
+  bool circuit_open_ = false;
   std::size_t busy_ = 0;  // deliveries in hand, not yet settled
   bool draining_ = false;
   bool stopped_ = false;
@@ -160,6 +181,7 @@ class Worker {
   std::atomic<std::uint64_t> dead_lettered_{0};
   std::atomic<std::uint64_t> replies_{0};
   std::atomic<std::uint64_t> retried_in_place_{0};
+  std::atomic<std::uint64_t> held_{0};
 };
 
 }  // namespace intercomm::worker

@@ -66,13 +66,14 @@ class WorkerSuite : public ::testing::TestWithParam<std::string> {
       if (id->get_string() != "X9J0UI76GBWQTF") return Error::of(ErrorCode::not_found, "message: not found");
       return json::parse(R"({"sender": "user_1", "receiver":"user_2", "body": "merhaba"})");
     });
+    // "The store" is down while store_down_ is set.
     worker_->on(fail_, [this](const json::object&, const JobContext&) -> core::Result<json::value> {
       fail_calls_.fetch_add(1);
-      return Error::of(ErrorCode::unavailable, "store down");
+      if (store_down_.load()) return Error::of(ErrorCode::unavailable, "store down");
+      return json::value("stored");
     });
-    worker_->on(flaky_, [this](const json::object&, const JobContext& context) -> core::Result<json::value> {
-      flaky_calls_.fetch_add(1);
-      if (context.delivery_count < 2) return Error::of(ErrorCode::unavailable, "not yet");
+    worker_->on(flaky_, [this](const json::object&, const JobContext&) -> core::Result<json::value> {
+      if (flaky_calls_.fetch_add(1) < 2) return Error::of(ErrorCode::unavailable, "not yet");
       return json::value("done");
     });
     worker_->on(boom_, [](const json::object&, const JobContext&) -> core::Result<json::value> {
@@ -130,6 +131,7 @@ class WorkerSuite : public ::testing::TestWithParam<std::string> {
   bool released_ = false;
   Collector<int> held_;
   std::atomic<int> fail_calls_{0};
+  std::atomic<bool> store_down_{true};
   std::atomic<int> flaky_calls_{0};
   Collector<std::string> notes_;
 };
@@ -235,8 +237,10 @@ TEST_P(WorkerSuite, NotificationsRunWithHeadersAndGetNoReply) {
   EXPECT_EQ(worker_->stats().replies, 0U);
 }
 
-TEST_P(WorkerSuite, TransientFailureOfAJobIsRetriedUntilItSucceeds) {
-  start_worker();
+TEST_P(WorkerSuite, ATransientFailureIsRetriedInPlaceWithoutSpendingDeliveries) {
+  WorkerOptions options;
+  options.retry_first = 5ms;
+  start_worker(options);
   bus::Envelope job;
   job.routing_key = flaky_;
   job.body = R"({"jsonrpc":"2.0","method":")" + flaky_ + R"(","params":{}})";
@@ -245,21 +249,56 @@ TEST_P(WorkerSuite, TransientFailureOfAJobIsRetriedUntilItSucceeds) {
   intercomm::testing::wait_until([&] { return worker_->stats().acked >= 1; });
   EXPECT_EQ(worker_->stats().acked, 1U);
   EXPECT_EQ(flaky_calls_.load(), 3);
-  EXPECT_EQ(worker_->stats().requeued, 2U);
+  EXPECT_EQ(worker_->stats().retried_in_place, 2U);
+  EXPECT_EQ(worker_->stats().requeued, 0U) << "the broker saw no failed delivery";
 }
 
-TEST_P(WorkerSuite, JobThatKeepsFailingIsDeadLetteredAfterMaxDeliveries) {
+// An outage longer than the delivery budget dead-letters nothing: the jobs in
+// hand are retried in place, the worker stops taking more (circuit open), and
+// everything is done once the store is back.
+TEST_P(WorkerSuite, AnOutageSpendsNoBudgetAndOpensTheCircuitUntilAJobSucceeds) {
   WorkerOptions options;
-  options.max_deliveries = 3;
+  options.max_deliveries = 2;
+  options.breaker_threshold = 3;
+  options.retry_first = 5ms;
+  options.retry_last = 20ms;
+  options.prefetch = 2;
   start_worker(options);
   bus::Envelope job;
   job.routing_key = fail_;
   job.body = R"({"jsonrpc":"2.0","method":")" + fail_ + R"(","params":{}})";
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
+              bus::PublishStatus::confirmed);
+  }
+  ASSERT_TRUE(intercomm::testing::wait_until([&] { return worker_->stats().circuit_open; }))
+      << "the circuit never opened";
+  const int calls = fail_calls_.load();
+  ASSERT_TRUE(intercomm::testing::wait_until([&] { return fail_calls_.load() > calls + 10; }))
+      << "the jobs in hand are retried meanwhile";
+  EXPECT_LE(worker_->stats().held, 2U) << "no more than it had in hand";
+  EXPECT_EQ(worker_->stats().dead_lettered, 0U);
+  EXPECT_EQ(worker_->stats().requeued, 0U);
+
+  store_down_ = false;
+  ASSERT_TRUE(intercomm::testing::wait_until([&] { return worker_->stats().acked >= 6; }, 20s));
+  EXPECT_EQ(worker_->stats().acked, 6U) << "every job done once the store was back";
+  EXPECT_FALSE(worker_->stats().circuit_open);
+  EXPECT_EQ(worker_->stats().dead_lettered, 0U);
+}
+
+TEST_P(WorkerSuite, AJobThatMakesTheHandlerThrowIsDeadLetteredAfterMaxDeliveries) {
+  WorkerOptions options;
+  options.max_deliveries = 3;
+  start_worker(options);
+  bus::Envelope job;
+  job.routing_key = boom_;
+  job.body = R"({"jsonrpc":"2.0","method":")" + boom_ + R"(","params":{}})";
   ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
             bus::PublishStatus::confirmed);
   intercomm::testing::wait_until([&] { return worker_->stats().dead_lettered >= 1; });
   EXPECT_EQ(worker_->stats().dead_lettered, 1U);
-  EXPECT_EQ(fail_calls_.load(), 3);
+  EXPECT_EQ(worker_->stats().requeued, 2U) << "requeued twice, dead-lettered at the third delivery";
 }
 
 TEST_P(WorkerSuite, GarbageJobIsDeadLetteredAtOnce) {
