@@ -65,7 +65,11 @@ ENV
     echo "[rabbitmq_consistent_hash_exchange]." > "$dir/enabled_plugins"
     [[ $(id -u) -eq 0 ]] && chown -R rabbitmq:rabbitmq "$dir"
     load_env
-    as_node_user /usr/lib/rabbitmq/bin/rabbitmq-server > "$dir/log/stdout.log" 2>&1 &
+    # Every connection and queue segment is a file: the default 1024 runs out
+    # over a long test run, and then the node accepts no connection at all.
+    # (runuser's PAM session resets the limit: raise it inside.)
+    as_node_user sh -c 'ulimit -n "$(ulimit -Hn)"; exec /usr/lib/rabbitmq/bin/rabbitmq-server' \
+      > "$dir/log/stdout.log" 2>&1 &
     if ! timeout 120 bash -c "until [[ -s '$RABBITMQ_PID_FILE' ]]; do sleep 0.2; done"; then
       echo "rabbitmq.sh: node did not write its pid file; see $dir/log" >&2
       exit 1
