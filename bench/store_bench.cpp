@@ -159,7 +159,8 @@ struct RawRedis {
 void bench_redis(const std::string& name, const std::string& url, int wait_replicas, int count) {
   auto options = store::parse_redis_url(url);
   if (!options) throw std::runtime_error(options.error().message);
-  options->wait_replicas = wait_replicas;
+  options->durability =
+      wait_replicas > 0 ? store::RedisOptions::Durability::replica : store::RedisOptions::Durability::local;
   auto ours = store::open_redis(*options);
   if (!ours) throw std::runtime_error(ours.error().message);
   const auto bucket = store::bucket("message");

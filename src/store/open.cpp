@@ -14,7 +14,6 @@ core::Result<std::unique_ptr<Store>> open_store(std::string_view url) {
   if (url.starts_with("redis://") || url.starts_with("redis-cluster://")) {
     auto options = parse_redis_url(url);
     if (!options) return options.error();
-    if (options->cluster) options->wait_replicas = 1;
     return open_redis(*options);
   }
   return core::Error::of(

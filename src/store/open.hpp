@@ -9,7 +9,7 @@
 namespace intercomm::store {
 
 // rocksdb:PATH | redis://HOST:PORT | redis-cluster://HOST:PORT,HOST:PORT,...
-// A cluster acknowledges writes once one replica has them (WAIT 1).
+// (Redis: ?durability=local|replica, see RedisOptions.)
 core::Result<std::unique_ptr<Store>> open_store(std::string_view url);
 
 }  // namespace intercomm::store

@@ -145,6 +145,21 @@ core::Result<void> ClusterRouter::refresh() {
 
 core::Result<std::vector<Reply>> ClusterRouter::pipeline(std::string_view routing_key,
                                                          const std::vector<Command>& commands) {
+  bool degraded = false;
+  return route(routing_key, commands, std::nullopt, degraded);
+}
+
+core::Result<std::vector<Reply>> ClusterRouter::durable_pipeline(std::string_view routing_key,
+                                                                 const std::vector<Command>& commands,
+                                                                 std::chrono::milliseconds wait_timeout,
+                                                                 bool& degraded) {
+  return route(routing_key, commands, wait_timeout, degraded);
+}
+
+core::Result<std::vector<Reply>> ClusterRouter::route(std::string_view routing_key,
+                                                      const std::vector<Command>& commands,
+                                                      std::optional<std::chrono::milliseconds> wait_timeout,
+                                                      bool& degraded) {
   const int slot = key_slot(routing_key);
   const auto deadline = std::chrono::steady_clock::now() + options_.retry_budget;
   auto backoff = std::chrono::milliseconds(50);
@@ -170,7 +185,8 @@ core::Result<std::vector<Reply>> ClusterRouter::pipeline(std::string_view routin
     std::vector<Command> sent;
     if (asking) sent.push_back({"ASKING"});
     sent.insert(sent.end(), commands.begin(), commands.end());
-    auto replies = node->pipeline(sent);
+    auto replies =
+        wait_timeout ? node->durable_pipeline(sent, *wait_timeout, degraded) : node->pipeline(sent);
     if (!replies) {
       last_error = replies.error().message;
       wait_and_refresh();

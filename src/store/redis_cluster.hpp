@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -51,10 +52,20 @@ class ClusterRouter {
   core::Result<std::vector<Reply>> pipeline(std::string_view routing_key,
                                             const std::vector<Command>& commands);
 
+  // pipeline() for a write: NodePool::durable_pipeline on the node that
+  // serves the slot (following redirects as pipeline() does).
+  core::Result<std::vector<Reply>> durable_pipeline(std::string_view routing_key,
+                                                    const std::vector<Command>& commands,
+                                                    std::chrono::milliseconds wait_timeout, bool& degraded);
+
   // The master currently mapped for `slot`, as "host:port" (for tests).
   std::string master_of(int slot);
 
  private:
+  // wait_timeout set: a durable write.
+  core::Result<std::vector<Reply>> route(std::string_view routing_key, const std::vector<Command>& commands,
+                                         std::optional<std::chrono::milliseconds> wait_timeout,
+                                         bool& degraded);
   std::shared_ptr<NodePool> pool_for(const std::string& host, int port);
   std::shared_ptr<NodePool> node_of(int slot);
 

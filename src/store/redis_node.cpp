@@ -3,6 +3,9 @@
 
 #include <fmt/core.h>
 #include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
 
 namespace intercomm::store::redis {
 
@@ -94,6 +97,61 @@ core::Result<std::vector<Reply>> NodePool::pipeline(const std::vector<Command>& 
     replies.emplace_back(static_cast<redisReply*>(raw));
   }
   release(std::move(*context));
+  return replies;
+}
+
+int NodePool::replicas() {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mu_);
+    if (replicas_ >= 0 && now - replicas_checked_ < std::chrono::seconds(1)) return replicas_;
+  }
+  auto replies = pipeline({{"INFO", "replication"}});
+  int count = -1;
+  if (replies && (*replies)[0]->type == REDIS_REPLY_STRING) {
+    const std::string_view info((*replies)[0]->str, (*replies)[0]->len);
+    constexpr std::string_view kField = "connected_slaves:";
+    if (const auto at = info.find(kField); at != std::string_view::npos) {
+      std::from_chars(info.data() + at + kField.size(), info.data() + info.size(), count);
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (count >= 0 && count != replicas_ && replicas_ >= 0) {
+    if (count == 0) {
+      spdlog::warn(
+          "store: Redis {} has no replica connected: its writes are acknowledged after its own AOF "
+          "until one is back",
+          address());
+    } else {
+      spdlog::info("store: Redis {} has {} replica(s) again: writes wait for one", address(), count);
+    }
+  }
+  if (count >= 0) replicas_ = count;
+  replicas_checked_ = now;
+  return replicas_ < 0 ? 1 : replicas_;  // unknown: assume one, and let WAIT tell
+}
+
+core::Result<std::vector<Reply>> NodePool::durable_pipeline(const std::vector<Command>& commands,
+                                                            std::chrono::milliseconds timeout,
+                                                            bool& degraded) {
+  degraded = replicas() == 0;
+  if (degraded) return pipeline(commands);
+  const std::string wait_ms = std::to_string(timeout.count());
+  std::vector<Command> sent = commands;
+  sent.push_back({"WAIT", "1", wait_ms});
+  auto replies = pipeline(sent);
+  if (!replies) return replies;
+  const Reply wait = std::move(replies->back());
+  replies->pop_back();
+  const bool confirmed = wait && wait->type == REDIS_REPLY_INTEGER && wait->integer >= 1;
+  if (!confirmed) {
+    // Ask again how many replicas there are: none left means degraded, not failing.
+    {
+      std::lock_guard lock(mu_);
+      replicas_checked_ = {};
+    }
+    return Error::of(ErrorCode::unavailable, "store: write not confirmed by a replica in time");
+  }
   return replies;
 }
 

@@ -42,6 +42,18 @@ class NodePool {
 
   core::Result<std::vector<Reply>> pipeline(const std::vector<Command>& commands);
 
+  // pipeline() for writes that a replica must have too: followed, in the same
+  // round trip, by WAIT 1 `timeout` when this node has a replica connected;
+  // unavailable when none confirmed in time. A node with no replica (a
+  // promoted replica whose master has not come back yet) cannot have its
+  // writes confirmed by one: they are acknowledged after its own AOF, and
+  // `degraded` says so. WAIT's reply is not among those returned.
+  core::Result<std::vector<Reply>> durable_pipeline(const std::vector<Command>& commands,
+                                                    std::chrono::milliseconds timeout, bool& degraded);
+
+  // The replicas connected to this node (INFO replication), at most a second old.
+  int replicas();
+
   const std::string& host() const noexcept { return host_; }
   int port() const noexcept { return port_; }
   std::string address() const { return host_ + ":" + std::to_string(port_); }
@@ -58,6 +70,8 @@ class NodePool {
   std::condition_variable cv_;
   std::vector<Context> idle_;
   std::size_t open_ = 0;
+  int replicas_ = -1;  // unknown
+  std::chrono::steady_clock::time_point replicas_checked_{};
 };
 
 // Text of an error reply ("MOVED 3999 127.0.0.1:6381"), or empty when `reply` is not one.

@@ -20,9 +20,10 @@ using core::ErrorCode;
 using redis::Command;
 using redis::Reply;
 
-// Runs a pipeline on the node that owns `routing_key`.
-using Executor = std::function<core::Result<std::vector<Reply>>(std::string_view routing_key,
-                                                                const std::vector<Command>& commands)>;
+// Runs a pipeline on the node that owns `routing_key`; for a write (`durable`),
+// as NodePool::durable_pipeline does.
+using Executor = std::function<core::Result<std::vector<Reply>>(
+    std::string_view routing_key, const std::vector<Command>& commands, bool durable)>;
 
 std::string value_key(const Bucket& bucket, std::string_view key) {
   return fmt::format("rh:{}:{}:{}", bucket.type, bucket.name, key);
@@ -93,8 +94,7 @@ std::optional<std::uint64_t> number_of(const redisReply* reply) {
 
 class RedisStore final : public Store {
  public:
-  RedisStore(Executor executor, bool cluster, int wait_replicas, std::chrono::milliseconds timeout)
-      : run_(std::move(executor)), cluster_(cluster), wait_replicas_(wait_replicas), timeout_(timeout) {}
+  RedisStore(Executor executor, bool cluster) : run_(std::move(executor)), cluster_(cluster) {}
 
   core::Result<std::optional<std::string>> get(const Bucket& bucket, std::string_view key) override {
     const std::string full_key = value_key(bucket, key);
@@ -295,9 +295,9 @@ class RedisStore final : public Store {
   }
 
   // The replies of one pipeline, with Redis error replies turned into errors.
-  core::Result<std::vector<Reply>> checked(std::string_view routing_key,
-                                           const std::vector<Command>& commands) {
-    auto replies = run_(routing_key, commands);
+  core::Result<std::vector<Reply>> checked(std::string_view routing_key, const std::vector<Command>& commands,
+                                           bool durable = false) {
+    auto replies = run_(routing_key, commands, durable);
     if (!replies) return replies.error();
     for (const auto& reply : *replies) {
       if (auto text = redis::error_text(reply); !text.empty()) {
@@ -313,23 +313,15 @@ class RedisStore final : public Store {
     return std::move(replies->front());
   }
 
-  // A write, followed in the same round trip (same node) by WAIT when replicas are required.
+  // A write: acknowledged as the store's durability says.
   core::Result<Reply> write(std::string_view routing_key, Command command) {
-    if (wait_replicas_ <= 0) return read(routing_key, std::move(command));
-    const std::string replicas = std::to_string(wait_replicas_);
-    const std::string timeout = std::to_string(timeout_.count());
-    auto replies = checked(routing_key, {std::move(command), {"WAIT", replicas, timeout}});
+    auto replies = checked(routing_key, {std::move(command)}, true);
     if (!replies) return replies.error();
-    if ((*replies)[1]->type != REDIS_REPLY_INTEGER || (*replies)[1]->integer < wait_replicas_) {
-      return Error::of(ErrorCode::unavailable, "store: write not confirmed by a replica in time");
-    }
-    return std::move((*replies)[0]);
+    return std::move(replies->front());
   }
 
   Executor run_;
   bool cluster_;
-  int wait_replicas_;
-  std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
@@ -345,6 +337,20 @@ core::Result<RedisOptions> parse_redis_url(std::string_view url) {
   } else {
     return Error::of(ErrorCode::invalid_params,
                      fmt::format("'{}': must be redis://HOST:PORT or redis-cluster://HOST:PORT,...", url));
+  }
+  options.durability = options.cluster ? RedisOptions::Durability::replica : RedisOptions::Durability::local;
+  if (const auto query = rest.find('?'); query != std::string_view::npos) {
+    const std::string_view setting = rest.substr(query + 1);
+    rest = rest.substr(0, query);
+    if (setting == "durability=local") {
+      options.durability = RedisOptions::Durability::local;
+    } else if (setting == "durability=replica") {
+      options.durability = RedisOptions::Durability::replica;
+    } else {
+      return Error::of(
+          ErrorCode::invalid_params,
+          fmt::format("'{}': the only setting is ?durability=local or ?durability=replica", url));
+    }
   }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   options.nodes.clear();
@@ -366,24 +372,29 @@ core::Result<RedisOptions> parse_redis_url(std::string_view url) {
 
 core::Result<std::unique_ptr<Store>> open_redis(const RedisOptions& options) {
   Executor executor;
+  const bool replica = options.durability == RedisOptions::Durability::replica;
+  const auto wait = options.timeout;
   if (options.cluster) {
     auto router = std::make_shared<redis::ClusterRouter>(
         redis::ClusterOptions{options.nodes, options.timeout, options.pool_size, options.retry_budget});
     if (auto loaded = router->refresh(); !loaded) return loaded.error();
-    executor = [router](std::string_view key, const std::vector<Command>& commands) {
-      return router->pipeline(key, commands);
+    executor = [router, replica, wait](std::string_view key, const std::vector<Command>& commands,
+                                       bool durable) {
+      bool degraded = false;
+      return durable && replica ? router->durable_pipeline(key, commands, wait, degraded)
+                                : router->pipeline(key, commands);
     };
   } else {
     if (options.nodes.size() != 1)
       return Error::of(ErrorCode::invalid_params, "store: standalone Redis takes one node");
     auto pool = std::make_shared<redis::NodePool>(options.nodes[0].first, options.nodes[0].second,
                                                   options.timeout, options.pool_size);
-    executor = [pool](std::string_view, const std::vector<Command>& commands) {
-      return pool->pipeline(commands);
+    executor = [pool, replica, wait](std::string_view, const std::vector<Command>& commands, bool durable) {
+      bool degraded = false;
+      return durable && replica ? pool->durable_pipeline(commands, wait, degraded) : pool->pipeline(commands);
     };
   }
-  auto store = std::make_unique<RedisStore>(std::move(executor), options.cluster, options.wait_replicas,
-                                            options.timeout);
+  auto store = std::make_unique<RedisStore>(std::move(executor), options.cluster);
   if (!store->ping()) return Error::of(ErrorCode::unavailable, "store: Redis does not answer PING");
   return std::unique_ptr<Store>(std::move(store));
 }

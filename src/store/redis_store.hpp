@@ -17,10 +17,19 @@ struct RedisOptions {
   bool cluster = false;
   std::chrono::milliseconds timeout{2000};  // connect and per-command
   std::size_t pool_size = 4;                // connections per node
-  // After each write, WAIT until this many replicas have it (0: no WAIT). A
-  // write the replicas did not confirm in `timeout` is reported unavailable
-  // (it may still have happened: callers retry idempotently).
-  int wait_replicas = 0;
+  // When a write is acknowledged (?durability= in the URL):
+  //  local    after the node's own AOF (appendfsync always): losing that node's
+  //           disk loses nothing, but a failover to a replica loses the writes
+  //           it had not yet copied (asynchronous replication: the last few ms);
+  //  replica  also after one replica has it (WAIT 1, up to `timeout`; not
+  //           confirmed in time: unavailable, and the caller retries
+  //           idempotently). A node with no replica connected (a promoted
+  //           replica whose old master is not back yet) acknowledges after its
+  //           AOF, logged: a master failover then costs nothing acknowledged
+  //           unless that node is lost too before a replica is back.
+  // Default: replica on a cluster, local on a standalone server.
+  enum class Durability { local, replica };
+  Durability durability = Durability::local;
   // Cluster: how long one call follows redirects and retries through a failover.
   std::chrono::milliseconds retry_budget{10000};
 };
@@ -30,10 +39,11 @@ struct RedisOptions {
 // bytes and pages are ZRANGEBYLEX/ZREVRANGEBYLEX. The hash tag keeps one
 // index in one Redis Cluster slot. Connections come from per-node pools; a
 // broken connection is replaced on next use. Durability comes from the
-// server's AOF setting (appendfsync always) and wait_replicas.
+// server's AOF setting (appendfsync always) and options.durability.
 core::Result<std::unique_ptr<Store>> open_redis(const RedisOptions& options);
 
-// "redis://HOST:PORT" or "redis-cluster://HOST:PORT,HOST:PORT,..." -> options.
+// "redis://HOST:PORT" or "redis-cluster://HOST:PORT,HOST:PORT,...", each with
+// an optional "?durability=local|replica" -> options.
 core::Result<RedisOptions> parse_redis_url(std::string_view url);
 
 }  // namespace intercomm::store

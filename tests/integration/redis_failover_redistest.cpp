@@ -66,7 +66,7 @@ TEST(RedisCluster, KillingAMasterLosesNoAcknowledgedWrite) {
   ASSERT_FALSE(url.empty()) << "could not start a Redis Cluster";
   auto options = parse_redis_url(url);
   ASSERT_TRUE(options);
-  options->wait_replicas = 1;
+  options->durability = RedisOptions::Durability::replica;
   options->timeout = 1000ms;
   options->retry_budget = 3000ms;
   auto store = open_redis(*options);
@@ -108,6 +108,48 @@ TEST(RedisCluster, KillingAMasterLosesNoAcknowledgedWrite) {
   EXPECT_EQ(missing, 0U) << "acknowledged writes lost";
   std::cout << acknowledged.size() << " writes acknowledged, " << failures
             << " failed across the failover and retried, " << missing << " lost\n";
+}
+
+// With durability=replica, a master lost for good leaves its promoted replica
+// with no replica of its own: WAIT 1 can never succeed there. Writes must go
+// on (acknowledged after its AOF), not wait for ever.
+TEST(RedisCluster, AMasterLostForGoodDoesNotBlockWritesOnItsPromotedReplica) {
+  const std::string dir = servers_dir() + "/redis-cluster-lost-" + std::to_string(getpid());
+  ServersGuard guard{"redis_cluster.sh", dir};
+  const std::string url = script("redis_cluster.sh", "start " + dir);
+  ASSERT_FALSE(url.empty()) << "could not start a Redis Cluster";
+  auto options = parse_redis_url(url + "?durability=replica");
+  ASSERT_TRUE(options) << options.error().message;
+  ASSERT_EQ(options->durability, RedisOptions::Durability::replica);
+  options->timeout = 1000ms;
+  options->retry_budget = 3000ms;
+  auto store = open_redis(*options);
+  ASSERT_TRUE(store) << store.error().message;
+  const Bucket bucket = store::bucket("lost");
+  redis::ClusterRouter router(redis::ClusterOptions{options->nodes});
+  ASSERT_TRUE(router.refresh());
+  const std::string victim = router.master_of(redis::key_slot("rh:rabbit_hook:lost:key-0"));
+  ASSERT_FALSE(victim.empty());
+
+  int failures = 0;
+  auto acknowledged = stream_of_writes(
+      **store, bucket, 1500,
+      [&] {
+        ASSERT_FALSE(
+            script("redis_cluster.sh", "kill-node " + dir + " " + victim.substr(victim.rfind(':') + 1))
+                .empty());
+      },
+      failures);
+  EXPECT_EQ(acknowledged.size(), 1500U) << "writes stopped after the master was lost";
+  EXPECT_GT(failures, 0) << "the kill did not interrupt the stream";
+  ASSERT_TRUE(router.refresh());
+  EXPECT_NE(router.master_of(redis::key_slot("rh:rabbit_hook:lost:key-0")), victim);
+  std::size_t missing = 0;
+  for (const auto& key : acknowledged) {
+    auto value = (*store)->get(bucket, key);
+    if (!value || !value->has_value()) ++missing;
+  }
+  EXPECT_EQ(missing, 0U);
 }
 
 TEST(RedisCluster, OurSlotsAreTheServersSlots) {

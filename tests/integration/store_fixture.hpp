@@ -56,7 +56,7 @@ class StoreFixture : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(options);
     if (!options) return nullptr;
     // The cluster acknowledges a write once a replica has it too.
-    if (cluster) options->wait_replicas = 1;
+    if (cluster) options->durability = RedisOptions::Durability::replica;
     auto opened = open_redis(*options);
     EXPECT_TRUE(opened) << opened.error().message;
     return opened ? std::move(*opened) : nullptr;

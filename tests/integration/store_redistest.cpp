@@ -204,6 +204,15 @@ TEST(RedisStore, UrlsAreCheckedAndAnAbsentServerIsUnavailable) {
   auto cluster = parse_redis_url("redis-cluster://127.0.0.1:7000,[::1]:7001/");
   ASSERT_TRUE(cluster);
   EXPECT_TRUE(cluster->cluster);
+  EXPECT_EQ(cluster->durability, RedisOptions::Durability::replica)
+      << "a cluster waits for a replica by default";
+  EXPECT_EQ(parse_redis_url("redis://127.0.0.1:1")->durability, RedisOptions::Durability::local);
+  EXPECT_EQ(parse_redis_url("redis-cluster://127.0.0.1:7000?durability=local")->durability,
+            RedisOptions::Durability::local);
+  EXPECT_EQ(parse_redis_url("redis://127.0.0.1:1?durability=replica")->durability,
+            RedisOptions::Durability::replica);
+  EXPECT_FALSE(parse_redis_url("redis://127.0.0.1:1?durability=eventually"));
+  EXPECT_FALSE(parse_redis_url("redis://127.0.0.1:1?timeout=5"));
   EXPECT_EQ(cluster->nodes.size(), 2U);
   EXPECT_EQ(cluster->nodes[1].first, "::1");
   auto options = parse_redis_url("redis://127.0.0.1:1");

@@ -3,7 +3,10 @@
 #   rabbitmq.sh start DIR [AMQP_PORT]   start (or restart) the node kept in DIR, print its AMQP URL
 #   rabbitmq.sh stop DIR                stop it cleanly (and its epmd)
 #   rabbitmq.sh kill DIR                kill -9 the node (for failure tests)
-# Ports are chosen free on 127.0.0.1 the first time and kept in DIR/env.
+#   rabbitmq.sh ctl DIR ARGS...         rabbitmqctl on the node
+# Ports are chosen free on 127.0.0.1 the first time and kept in DIR/env. The
+# nodes of a cluster share an epmd and a cookie: RABBITMQ_TEST_EPMD_PORT and
+# RABBITMQ_TEST_COOKIE, when set at the first start (rabbitmq_cluster.sh).
 set -euo pipefail
 
 cmd=${1:?usage: rabbitmq.sh start|stop|kill DIR [PORT]}
@@ -42,7 +45,7 @@ RABBITMQ_NODENAME=intercomm_test_${port}@localhost
 RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 RABBITMQ_NODE_PORT=${port}
 RABBITMQ_DIST_PORT=$(free_port)
-ERL_EPMD_PORT=$(free_port)
+ERL_EPMD_PORT=${RABBITMQ_TEST_EPMD_PORT:-$(free_port)}
 RABBITMQ_MNESIA_BASE=$dir/mnesia
 RABBITMQ_LOG_BASE=$dir/log
 RABBITMQ_PID_FILE=$dir/rabbitmq.pid
@@ -58,7 +61,11 @@ ENV
       printf 'disk_free_limit.absolute = 50MB\nloopback_users = none\n' > "$dir/rabbitmq.conf"
       : > "$dir/rabbitmq-env.conf"
       # RabbitMQ needs an Erlang cookie of its own in HOME=$dir.
-      head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/.erlang.cookie"
+      if [[ -n ${RABBITMQ_TEST_COOKIE:-} ]]; then
+        printf '%s' "$RABBITMQ_TEST_COOKIE" > "$dir/.erlang.cookie"
+      else
+        head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/.erlang.cookie"
+      fi
       chmod 400 "$dir/.erlang.cookie"
     fi
     # The MTA's ordered lanes need the consistent-hash exchange (bundled with RabbitMQ).
@@ -89,7 +96,13 @@ ENV
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       kill -9 "$pid" 2>/dev/null || true
     fi
-    epmd -port "$ERL_EPMD_PORT" -kill > /dev/null 2>&1 || true
+    # A cluster's epmd is shared: the cluster script stops it after the last node.
+    [[ -z ${RABBITMQ_TEST_KEEP_EPMD:-} ]] && { epmd -port "$ERL_EPMD_PORT" -kill > /dev/null 2>&1 || true; }
+    ;;
+  ctl)
+    load_env
+    shift 2
+    ctl "$@"
     ;;
   kill)
     load_env
@@ -99,7 +112,7 @@ ENV
     rm -f "$RABBITMQ_PID_FILE"
     ;;
   *)
-    echo "usage: rabbitmq.sh start|stop|kill DIR [PORT]" >&2
+    echo "usage: rabbitmq.sh start|stop|kill|ctl DIR [PORT|ARGS...]" >&2
     exit 2
     ;;
 esac
