@@ -233,6 +233,7 @@ std::optional<intercomm::gateway::ApiOptions> api_options(const Config& config,
   options.verifier = std::move(*verifier);
   options.limits.max_body_bytes = config.max_body_bytes;
   options.rpc_timeout = std::chrono::milliseconds(config.rpc_timeout_ms);
+  options.publish_timeout = std::chrono::milliseconds(config.publish_timeout_ms);
   options.metrics = &metrics;
   return options;
 }

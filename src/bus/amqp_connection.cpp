@@ -82,14 +82,16 @@ void AmqpCore::loop() {
         run_deferred();
       } else {
         teardown();
-        run_commands();  // publishes fail now, the rest wait for a connection
-        wait_for_wake(backoff);
+        run_commands();  // jobs wait for a connection until their deadline, the rest fail now
+        expire_publishes();
+        wait_for_wake(std::min(backoff, poll_timeout()));
         backoff = std::min(backoff * 2, options_.reconnect_max);
         continue;
       }
     }
     retired_.clear();
     run_commands();
+    send_waiting();
     if (broken_) {
       teardown();
       continue;
@@ -108,6 +110,7 @@ void AmqpCore::loop() {
     if (fds[1].revents & POLLIN) drain_wake();
   }
   teardown();
+  abandon_publishes();
   // Whatever is still queued can no longer run: fail publishes, drop the rest.
   std::deque<Command> left;
   {
@@ -143,9 +146,14 @@ void AmqpCore::wait_for_wake(milliseconds timeout) {
 
 milliseconds AmqpCore::poll_timeout() const {
   milliseconds timeout(100);
-  if (!deadlines_.empty()) {
-    const auto until = std::chrono::ceil<milliseconds>(deadlines_.begin()->first - Clock::now());
-    timeout = std::clamp(until, milliseconds(0), timeout);
+  const auto now = Clock::now();
+  const auto within = [&](Clock::time_point at) {
+    timeout = std::clamp(std::chrono::ceil<milliseconds>(at - now), milliseconds(0), timeout);
+  };
+  if (!deadlines_.empty()) within(deadlines_.begin()->first);
+  for (const auto& publish : waiting_) {
+    within(publish.deadline);
+    if (connected_) within(publish.not_before);
   }
   return timeout;
 }
@@ -249,9 +257,11 @@ void AmqpCore::fail_connection(std::string_view reason) {
 
 void AmqpCore::teardown() {
   const bool was_connected = connected_.exchange(false);
-  for (auto& [seq, pending] : pending_) pending.done(PublishStatus::failed);
-  pending_.clear();
+  // Sent and never confirmed: the broker may have them (jobs go again on the next connection).
+  std::map<std::uint64_t, PendingPublish> unconfirmed;
+  unconfirmed.swap(pending_);
   deadlines_.clear();
+  for (auto& [seq, pending] : unconfirmed) settle_publish(std::move(pending.publish), PublishStatus::unknown);
   for (auto& [id, registration] : consumers_) registration.channel = 0;
   channel_to_consumer_.clear();
   open_channels_.clear();

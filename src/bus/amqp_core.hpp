@@ -81,8 +81,20 @@ class HeaderTable {
 Envelope envelope_of(const amqp_message_t& message, std::string routing_key, bool redelivered,
                      std::uint32_t& delivery_count);
 
-struct PendingPublish {
+// A publish until its outcome is known or its deadline passes.
+struct OutgoingPublish {
+  std::string exchange;
+  Envelope message;
+  Clock::time_point deadline;
   PublishCallback done;
+  bool maybe_taken = false;           // sent on a connection lost before its confirm
+  PublishStatus last = PublishStatus::failed;
+  int attempts = 0;
+  Clock::time_point not_before{};     // a retry after a nack waits till then
+};
+
+struct PendingPublish {
+  OutgoingPublish publish;
   bool returned = false;
 };
 
@@ -188,11 +200,17 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   Result<void> do_declare_queue(const QueueSpec& spec);
 
   // --- amqp_publish.cpp ---
-  void do_publish(const std::string& exchange, const Envelope& message, Clock::time_point deadline,
-                  PublishCallback done);
+  void do_publish(OutgoingPublish publish);
   void finish(std::map<std::uint64_t, PendingPublish>::iterator it, PublishStatus status);
+  // Ends `publish` with `status`, or (a job before its deadline, after a
+  // nack or a lost connection) keeps it to be sent again.
+  void settle_publish(OutgoingPublish publish, PublishStatus status);
   void confirm(std::uint64_t tag, bool multiple, PublishStatus status);
   void expire_publishes();
+  // Sends the kept publishes whose time has come (connected only).
+  void send_waiting();
+  // Ends every publish in flight or kept: at exit.
+  void abandon_publishes();
 
   // --- amqp_consume.cpp ---
   Result<void> subscribe_reply_queue();
@@ -223,6 +241,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   std::size_t next_url_ = 0;  // the node to try first
   std::map<std::uint64_t, PendingPublish> pending_;
   std::multimap<Clock::time_point, std::uint64_t> deadlines_;
+  std::deque<OutgoingPublish> waiting_;  // jobs kept for a connection or a retry
+  std::uint64_t retry_noise_ = 0x9E3779B97F4A7C15ULL;  // jitter of the retries
   std::deque<Command> deferred_;
   std::vector<ExchangeSpec> exchanges_;
   std::vector<QueueSpec> declared_;

@@ -9,11 +9,8 @@ namespace intercomm::bus::detail {
 
 void AmqpCore::publish(std::string exchange, Envelope message, Clock::duration timeout,
                        PublishCallback done) {
-  const auto deadline = Clock::now() + timeout;
-  post(Command{false, [this, exchange = std::move(exchange), message = std::move(message), deadline,
-                       done = std::move(done)]() mutable {
-                 do_publish(exchange, message, deadline, std::move(done));
-               }});
+  OutgoingPublish publish{std::move(exchange), std::move(message), Clock::now() + timeout, std::move(done)};
+  post(Command{false, [this, publish = std::move(publish)]() mutable { do_publish(std::move(publish)); }});
 }
 
 void AmqpCore::publish_reply(Envelope message) {
@@ -39,13 +36,20 @@ void AmqpCore::publish_reply(Envelope message) {
                }});
 }
 
-void AmqpCore::do_publish(const std::string& exchange, const Envelope& message, Clock::time_point deadline,
-                          PublishCallback done) {
+void AmqpCore::do_publish(OutgoingPublish publish) {
+  if (std::this_thread::get_id() != io_thread_.get_id()) {
+    publish.done(PublishStatus::failed);  // the I/O thread is gone (the bus stopped)
+    return;
+  }
   if (!conn_ || broken_ || !connected_) {
-    done(PublishStatus::failed);
+    settle_publish(std::move(publish), PublishStatus::failed);
     return;
   }
   const std::uint64_t seq = next_publish_seq_++;
+  ++publish.attempts;
+  deadlines_.emplace(publish.deadline, seq);
+  const OutgoingPublish& out = pending_.emplace(seq, PendingPublish{std::move(publish), false}).first->second.publish;
+  const Envelope& message = out.message;
   const std::string seq_text = std::to_string(seq);
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
@@ -71,18 +75,41 @@ void AmqpCore::do_publish(const std::string& exchange, const Envelope& message, 
     props._flags |= AMQP_BASIC_HEADERS_FLAG;
     props.headers = headers.table();
   }
-  pending_.emplace(seq, PendingPublish{std::move(done), false});
-  deadlines_.emplace(deadline, seq);
-  const int status = amqp_basic_publish(conn_, kPublishChannel, bytes_of(exchange),
+  const int status = amqp_basic_publish(conn_, kPublishChannel, bytes_of(out.exchange),
                                         bytes_of(message.routing_key), 1, 0, &props, bytes_of(message.body));
   if (status != AMQP_STATUS_OK) fail_connection(amqp_error_string2(status));
 }
 
 void AmqpCore::finish(std::map<std::uint64_t, PendingPublish>::iterator it, PublishStatus status) {
-  auto done = std::move(it->second.done);
   if (status == PublishStatus::confirmed && it->second.returned) status = PublishStatus::unroutable;
+  OutgoingPublish publish = std::move(it->second.publish);
   pending_.erase(it);
-  done(status);
+  settle_publish(std::move(publish), status);
+}
+
+void AmqpCore::settle_publish(OutgoingPublish publish, PublishStatus status) {
+  const auto now = Clock::now();
+  if (status == PublishStatus::unknown) publish.maybe_taken = true;
+  const bool again = status == PublishStatus::failed || status == PublishStatus::nacked ||
+                     status == PublishStatus::unknown;
+  if (again && publish.message.persistent && now < publish.deadline && !stopping()) {
+    // A job: the MTA and MDA store by message id, so sending it twice is safe.
+    // After a nack (a quorum queue electing a leader) wait a little; after a
+    // lost connection, go on the next one at once.
+    publish.last = status;
+    publish.not_before = now;
+    if (status == PublishStatus::nacked) {
+      retry_noise_ ^= retry_noise_ << 13, retry_noise_ ^= retry_noise_ >> 7, retry_noise_ ^= retry_noise_ << 17;
+      const auto cap = milliseconds(std::min(1000, 50 << std::min(publish.attempts, 5)));
+      publish.not_before = now + milliseconds(cap.count() / 2 + static_cast<long>(retry_noise_ % (cap.count() / 2 + 1)));
+    }
+    waiting_.push_back(std::move(publish));
+    return;
+  }
+  if (status != PublishStatus::confirmed && status != PublishStatus::unroutable && publish.maybe_taken) {
+    status = PublishStatus::unknown;  // an earlier attempt may have reached a queue
+  }
+  publish.done(status);
 }
 
 void AmqpCore::confirm(std::uint64_t tag, bool multiple, PublishStatus status) {
@@ -98,8 +125,45 @@ void AmqpCore::expire_publishes() {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     const auto seq = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
-    if (auto it = pending_.find(seq); it != pending_.end()) finish(it, PublishStatus::timeout);
+    if (auto it = pending_.find(seq); it != pending_.end()) {
+      OutgoingPublish publish = std::move(it->second.publish);
+      pending_.erase(it);
+      publish.done(PublishStatus::timeout);
+    }
   }
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (it->deadline > now) {
+      ++it;
+      continue;
+    }
+    OutgoingPublish publish = std::move(*it);
+    it = waiting_.erase(it);
+    publish.done(publish.maybe_taken ? PublishStatus::unknown : publish.last);
+  }
+}
+
+void AmqpCore::send_waiting() {
+  const auto now = Clock::now();
+  std::deque<OutgoingPublish> later;
+  while (!waiting_.empty() && conn_ && !broken_ && connected_) {
+    OutgoingPublish publish = std::move(waiting_.front());
+    waiting_.pop_front();
+    if (publish.not_before > now) {
+      later.push_back(std::move(publish));
+    } else {
+      do_publish(std::move(publish));
+    }
+  }
+  for (auto& publish : later) waiting_.push_back(std::move(publish));
+}
+
+void AmqpCore::abandon_publishes() {
+  for (auto& [seq, pending] : pending_) pending.publish.done(PublishStatus::unknown);
+  pending_.clear();
+  deadlines_.clear();
+  std::deque<OutgoingPublish> waiting;
+  waiting.swap(waiting_);
+  for (auto& publish : waiting) publish.done(publish.maybe_taken ? PublishStatus::unknown : publish.last);
 }
 
 }  // namespace intercomm::bus::detail

@@ -133,6 +133,11 @@ Result<void> AmqpCore::do_declare_queue(const QueueSpec& spec) {
   }
   if (spec.type == QueueType::quorum) {
     text("x-queue-type", "quorum");
+    // A message leaves for its dead-letter exchange only once a queue there
+    // confirmed it (a delay queue's retry, a job to dead_letters): a node lost
+    // meanwhile never drops it. RabbitMQ requires reject-publish for this.
+    text("x-dead-letter-strategy", "at-least-once");
+    text("x-overflow", "reject-publish");
     if (spec.delivery_limit > 0) {
       amqp_table_entry_t limit{};
       limit.key = amqp_cstring_bytes("x-delivery-limit");

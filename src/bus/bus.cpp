@@ -14,6 +14,7 @@ std::string_view to_string(PublishStatus status) noexcept {
     case PublishStatus::nacked: return "nacked";
     case PublishStatus::failed: return "failed";
     case PublishStatus::timeout: return "timeout";
+    case PublishStatus::unknown: return "unknown";
   }
   return "unknown";
 }

@@ -35,9 +35,16 @@ enum class PublishStatus {
   confirmed,
   unroutable,  // mandatory and no queue was bound for the key (basic.return)
   nacked,      // the broker refused it (basic.nack)
-  failed,      // connection or channel lost before the confirm: NOT confirmed
-  timeout,     // no confirm before the deadline: NOT confirmed
+  failed,      // never reached a broker (no connection until the deadline): NOT taken
+  timeout,     // sent, no confirm before the deadline: the broker may have it
+  unknown,     // sent, the connection lost before the confirm: the broker may have it
 };
+
+// A publish the broker may have taken although it never said so (timeout,
+// unknown): the caller cannot tell the publisher "not queued".
+constexpr bool outcome_unknown(PublishStatus status) noexcept {
+  return status == PublishStatus::timeout || status == PublishStatus::unknown;
+}
 
 std::string_view to_string(PublishStatus status) noexcept;
 
@@ -162,8 +169,12 @@ class Bus {
   virtual core::Result<void> unbind(std::string_view source, std::string_view destination,
                                     std::string_view key, bool to_exchange) = 0;
 
-  // Publishes persistent and mandatory to `exchange`; `done` is called exactly
-  // once, on a bus thread, with the outcome. Many publishes may be in flight.
+  // Publishes mandatory to `exchange`; `done` is called exactly once, on a
+  // bus thread, with the outcome. Many publishes may be in flight. A
+  // persistent message is a job, whose consumers are idempotent: until the
+  // deadline, the bus waits for a connection to send it, and sends it again
+  // after a nack or after a connection lost before its confirm (then an
+  // outcome it cannot confirm is `unknown`, not `failed`).
   virtual void publish(std::string_view exchange, Envelope message, Clock::duration timeout,
                        PublishCallback done) = 0;
 

@@ -81,6 +81,7 @@ void RpcClient::call(const std::string& method, boost::json::object params, Cloc
             id, Error::of(ErrorCode::unavailable, fmt::format("rpc: no worker is bound for job {}", method)));
         return;
       case PublishStatus::timeout:
+      case PublishStatus::unknown:
         complete(id, Error::of(ErrorCode::timeout, "rpc: no confirm in time"));
         return;
       case PublishStatus::nacked:

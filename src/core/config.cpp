@@ -127,6 +127,12 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
         ->envname("INTERCOMM_RPC_TIMEOUT_MS")
         ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{600000}))
         ->capture_default_str();
+    app.add_option("--publish-timeout-ms", config.publish_timeout_ms,
+                   "A send waits this long for the broker to take its job, through a failover; then "
+                   "503 (not queued) or 504 (maybe queued)")
+        ->envname("INTERCOMM_PUBLISH_TIMEOUT_MS")
+        ->check(CLI::Range(std::uint32_t{100}, std::uint32_t{600000}))
+        ->capture_default_str();
   }
   if (options & kWebhooks) {
     app.add_option("--webhook-retry-schedule", config.webhook_retry_schedule,
@@ -181,6 +187,7 @@ std::string describe(const Config& config) {
   line("max-connections", std::to_string(config.max_connections));
   line("jwt-public-key", config.jwt_public_key.empty() ? "(not set)" : config.jwt_public_key);
   line("rpc-timeout-ms", std::to_string(config.rpc_timeout_ms));
+  line("publish-timeout-ms", std::to_string(config.publish_timeout_ms));
   line("webhook-retries", config.webhook_retry_schedule);
   line("webhook-timeout", std::to_string(config.webhook_timeout_ms) + " ms");
   line("private-webhooks", config.allow_private_webhooks ? "allowed" : "refused");

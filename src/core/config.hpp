@@ -34,6 +34,7 @@ struct Config {
   std::size_t max_connections = 10000;  // open HTTP/WebSocket connections; beyond, new ones are closed
   std::string jwt_public_key;           // PEM file: also accept RS256 tokens verified with it
   std::uint32_t rpc_timeout_ms = 5000;  // queries by RPC: 504 after this
+  std::uint32_t publish_timeout_ms = 5000;  // a send's job confirmed by then (through a failover), else 503/504
   // MDA only:
   std::string webhook_retry_schedule = "5s,30s,2m,10m,1h";
   std::uint32_t webhook_timeout_ms = 10000;
@@ -48,7 +49,7 @@ enum ConfigOption : unsigned {
   kSecret = 1U << 3,
   kLogging = 1U << 4,
   kLimits = 1U << 5,
-  kGateway = 1U << 6,   // --max-connections, --jwt-public-key, --rpc-timeout-ms
+  kGateway = 1U << 6,   // --max-connections, --jwt-public-key, --rpc-timeout-ms, --publish-timeout-ms
   kWebhooks = 1U << 7,  // --webhook-retry-schedule, --webhook-timeout-ms, --allow-private-webhooks
   kAllOptions = kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway | kWebhooks,
 };

@@ -157,6 +157,17 @@ void publish_send(const std::shared_ptr<Context>& context, const HttpRequest& re
       [context, id = std::move(message.message_id), replayed,
        respond = std::move(respond)](bus::PublishStatus status) {
         if (context->options.metrics) context->options.metrics->job_published(bus::to_string(status));
+        if (bus::outcome_unknown(status)) {
+          // The bus sent it and never heard back, even after sending it again:
+          // it may be queued. The same Idempotency-Key makes the retry safe.
+          auto response = error_response(Error::of(
+              ErrorCode::timeout,
+              fmt::format("the message {} may have been accepted (the broker did not confirm it in time); "
+                          "retry with the same Idempotency-Key to be sure it is stored once",
+                          id)));
+          response.headers.emplace_back("Retry-After", "1");
+          return respond(std::move(response));
+        }
         if (status != bus::PublishStatus::confirmed) {
           auto response = error_response(
               Error::of(ErrorCode::unavailable,

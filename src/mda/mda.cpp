@@ -297,7 +297,7 @@ core::Result<void> register_jobs(worker::Worker& worker, store::Store& store, bu
   for (const auto wait : options.retry_schedule) {
     bus::QueueSpec delay;
     delay.name = delay_queue(wait);
-    delay.type = bus::QueueType::classic;
+    delay.type = bus::QueueType::quorum;  // replicated: a node lost keeps every scheduled retry
     delay.delivery_limit = 0;
     delay.message_ttl = wait;
     delay.dead_letter_exchange = std::string(bus::kExchange);

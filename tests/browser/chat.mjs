@@ -127,6 +127,7 @@ try {
   await bobPage.evaluate(() => state.socket.close());
   await bobPage.waitForSelector("#status:not(.live)");
   await say(alicePage, "while you were away 1");
+  await sees(alicePage, "while you were away 1", true);  // the page clears the field once a send is accepted
   await say(alicePage, "while you were away 2");
   await sees(bobPage, "while you were away 1", false);
   await sees(bobPage, "while you were away 2", false);

@@ -307,6 +307,7 @@ int run(const Options& options) {
   std::map<std::string, std::size_t> refused;
   std::vector<Clock::time_point> accepted_at;
   bool inbox_unreadable = false;
+  Clock::time_point last_answer = start;
   for (auto& pair : pairs) {
     auto inbox = inbox_of(options, *pair, Clock::now() + std::chrono::seconds(options.drain));
     if (!inbox) inbox_unreadable = true;
@@ -317,6 +318,7 @@ int run(const Options& options) {
     reconnects += pair->reconnects;
     for (const auto& sent : pair->sent) {
       ++offered;
+      last_answer = std::max(last_answer, sent.answered);
       const int copies = stored.contains(sent.body) ? stored[sent.body] : 0;
       if (copies > 1) duplicates += static_cast<std::size_t>(copies - 1);
       if (sent.status == 202) {
@@ -330,12 +332,27 @@ int run(const Options& options) {
       }
     }
   }
-  // Recovery: the longest stretch of the load with no 202 answered.
+  // Recovery: the longest stretch of the load with no 202 answered, from the
+  // load's start to its last answer.
+  accepted_at.push_back(start);
+  accepted_at.push_back(last_answer);
   std::sort(accepted_at.begin(), accepted_at.end());
   double recovery = 0;
   for (std::size_t i = 1; i < accepted_at.size(); ++i) {
     recovery = std::max(recovery, std::chrono::duration<double>(accepted_at[i] - accepted_at[i - 1]).count());
   }
+  // Per second of the load, to stderr: 202s answered / other answers (where a stall was).
+  std::map<long, std::pair<int, int>> timeline;
+  for (auto& pair : pairs) {
+    std::lock_guard lock(pair->mu);
+    for (const auto& sent : pair->sent) {
+      auto& slot = timeline[std::chrono::duration_cast<std::chrono::seconds>(sent.answered - start).count()];
+      (sent.status == 202 ? slot.first : slot.second) += 1;
+    }
+  }
+  std::string per_second;
+  for (const auto& [second, counts] : timeline) per_second += fmt::format(" {}s:{}/{}", second, counts.first, counts.second);
+  fmt::print(stderr, "{}: answered per second (202/other):{}\n", options.name, per_second);
   std::string non_202;
   for (const auto& [status, count] : refused) non_202 += fmt::format("{}{}:{}", non_202.empty() ? "" : ",", status, count);
   const bool ok = !inbox_unreadable && not_stored == 0 && not_delivered == 0 && despite_503 == 0 && order == 0 &&

@@ -69,15 +69,14 @@ wait_line() {  # FILE PREFIX [SECONDS]
 }
 
 # start NAME READY ARGS...: runs intercomm ARGS as service NAME (its log in
-# $dir/NAME.log) and waits for its READY line; restart NAME runs it again.
+# $logs/NAME.log, one directory per scenario) and waits for its READY line; restart NAME runs it again.
 start() {
   local name=$1 ready=$2
   shift 2
   command[$name]="$ready|$*"
-  : > "$dir/$name.log"
-  "$bin" "$@" >> "$dir/$name.log" 2>&1 &
+  "$bin" "$@" >> "$logs/$name.log" 2>&1 &
   pid[$name]=$!
-  wait_line "$dir/$name.log" "$ready"
+  wait_line "$logs/$name.log" "$ready"
 }
 restart() {
   local name=$1 ready args
@@ -107,14 +106,14 @@ vhost_url() {  # NODE_DIR BASE_URL NAME
 # "receivers" (their ports in $senders_port and $receivers_port).
 split_up() {  # AMQP STORE MTAS MDAS [AMQP_OF_RECEIVERS_GATEWAY]
   local amqp=$1 store=$2
-  for i in $(seq "$3"); do start "mta$i" "intercomm mta: serving" mta --amqp "$amqp" --store "$store" --log-level warn; done
-  for i in $(seq "$4"); do start "mda$i" "intercomm mda: serving" mda --amqp "$amqp" --store "$store" --log-level warn; done
+  for i in $(seq "$3"); do start "mta$i" "intercomm mta: serving" mta --amqp "$amqp" --store "$store" --log-level info; done
+  for i in $(seq "$4"); do start "mda$i" "intercomm mda: serving" mda --amqp "$amqp" --store "$store" --log-level info; done
   senders_port=$(free_port)
   receivers_port=$(free_port)
   start senders "intercomm gateway: listening" gateway --listen "127.0.0.1:$senders_port" --amqp "$amqp" \
-    --secret "$secret" --log-level warn
+    --secret "$secret" --log-level info
   start receivers "intercomm gateway: listening" gateway --listen "127.0.0.1:$receivers_port" \
-    --amqp "${5:-$amqp}" --secret "$secret" --log-level warn
+    --amqp "${5:-$amqp}" --secret "$secret" --log-level info
 }
 
 # Runs the load in the background while FAULT (a function) runs `repeat`
@@ -164,7 +163,7 @@ shared() {
 scenario_run_killed() {
   local port store=$dir/run-killed/data
   port=$(free_port)
-  start run "intercomm " run --listen "127.0.0.1:$port" --store "rocksdb:$store" --secret "$secret" --log-level warn
+  start run "intercomm " run --listen "127.0.0.1:$port" --store "rocksdb:$store" --secret "$secret" --log-level info
   fault() { kill_service run; sleep 1; restart run; }
   load_with run-killed "127.0.0.1:$port" "127.0.0.1:$port" fault
   stop_services
@@ -216,6 +215,7 @@ cluster_vhost() {  # NAME FIRST
 }
 
 scenario_rabbitmq_node_killed() {
+  local seconds=$((long ? seconds : 24))  # the node is down for 10 s: load on after it is back
   rabbit_cluster
   local store=$dir/rabbit-node-killed-redis
   local redis
@@ -232,6 +232,7 @@ scenario_rabbitmq_node_killed() {
 }
 
 scenario_rabbitmq_node_killed_gateways_apart() {
+  local seconds=$((long ? seconds : 24))  # the node is down for 10 s: load on after it is back
   rabbit_cluster
   local store=$dir/rabbit-gateways-apart-redis
   local redis
@@ -318,6 +319,8 @@ for scenario in run-killed gateway-killed mta-killed mda-killed rabbitmq-node-ki
   store-paused; do
   selected "$scenario" || continue
   echo "== $scenario" >&2
+  logs=$dir/logs/$scenario
+  mkdir -p "$logs"
   "scenario_${scenario//-/_}"
 done
 

@@ -1,6 +1,7 @@
 // Test support: a plain TCP client that speaks just enough HTTP/1.1 to check servers.
 #pragma once
 
+#include <cerrno>
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -17,13 +18,14 @@ namespace intercomm::testing {
 // A plain TCP client that speaks just enough HTTP/1.1 to check the server.
 class Client {
  public:
-  explicit Client(std::uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+  // `read_timeout_s`: a test never waits forever for a response.
+  explicit Client(std::uint16_t port, int read_timeout_s = 10) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(port);
     inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
     connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    timeval timeout{10, 0};  // a test never waits forever
+    timeval timeout{read_timeout_s, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   }
   ~Client() { close(fd_); }
@@ -89,7 +91,10 @@ class Client {
  private:
   bool fill() {
     char chunk[4096];
-    const auto n = recv(fd_, chunk, sizeof chunk, 0);
+    ssize_t n = 0;
+    do {
+      n = recv(fd_, chunk, sizeof chunk, 0);
+    } while (n < 0 && errno == EINTR);
     if (n <= 0) return false;
     buffer_.append(chunk, static_cast<std::size_t>(n));
     return true;
