@@ -267,6 +267,10 @@ int run_gateway(const Config& config) {
   auto bus = connect_rabbitmq(config, "gateway");
   if (!bus) return 1;
   auto stream = std::make_shared<intercomm::gateway::StreamHub>(*bus, stream_options(config));
+  // Live frames published while the bus was down are gone: sockets read them from the inboxes.
+  bus->on_reconnected([weak = std::weak_ptr(stream)] {
+    if (auto hub = weak.lock()) hub->resync();
+  });
   auto rpc = intercomm::bus::RpcClient::open(
       *bus, [stream](intercomm::bus::Envelope& e) { return stream->deliver(e); });
   if (!rpc) {

@@ -72,6 +72,7 @@ class AmqpBus : public Bus {
   }
 
   bool connected() const override { return core_->connected(); }
+  void on_reconnected(std::function<void()> callback) override { core_->on_reconnected(std::move(callback)); }
 
  private:
   std::shared_ptr<AmqpCore> core_;

@@ -98,6 +98,7 @@ void AmqpCore::loop() {
     }
     expire_publishes();
     read_frames();
+    if (renew_publish_channel_ && pending_.empty() && !broken_) renew_publish_channel();
     if (broken_) {
       teardown();
       continue;
@@ -222,7 +223,8 @@ bool AmqpCore::connect_to(std::string url) {
   }
   ++generation_;
   next_channel_ = kFirstConsumerChannel;
-  if (!open_channel(kPublishChannel) || !open_channel(kDeclareChannel) || !open_channel(kReplyChannel)) {
+  if (!open_channel(kReplyQueueChannel) || !open_channel(kDeclareChannel) || !open_channel(kReplyChannel) ||
+      !open_channel(kPublishChannel)) {
     return false;
   }
   amqp_confirm_select(conn_, kPublishChannel);
@@ -241,7 +243,16 @@ bool AmqpCore::connect_to(std::string url) {
   next_publish_seq_ = 1;
   connected_ = true;
   last_logged_.clear();
-  spdlog::info("bus: connected to {}:{}{}", info.host, info.port, generation_ > 1 ? " (reconnected)" : "");
+  spdlog::info("bus: connected to {}:{}{}", info.host, info.port, was_connected_ ? " (reconnected)" : "");
+  if (was_connected_) {
+    std::function<void()> callback;
+    {
+      std::lock_guard lock(mu_);
+      callback = on_reconnected_;
+    }
+    if (callback) callback();
+  }
+  was_connected_ = true;
   return true;
 }
 
@@ -275,6 +286,7 @@ void AmqpCore::teardown() {
     conn_ = nullptr;
   }
   broken_ = false;
+  renew_publish_channel_ = false;  // the next connection opens a new one
   if (was_connected) ++generation_;  // settles of the old connection become no-ops
 }
 

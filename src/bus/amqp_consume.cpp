@@ -120,11 +120,11 @@ void AmqpCore::settle(std::uint64_t tag, std::uint64_t generation, bool ack, boo
 }
 
 Result<void> AmqpCore::subscribe_reply_queue() {
-  auto* declared = amqp_queue_declare(conn_, kPublishChannel, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
-  if (auto ok = rpc_result(kPublishChannel, "queue.declare reply queue"); !ok) return ok;
+  auto* declared = amqp_queue_declare(conn_, kReplyQueueChannel, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+  if (auto ok = rpc_result(kReplyQueueChannel, "queue.declare reply queue"); !ok) return ok;
   std::string name = string_of(declared->queue);
-  amqp_basic_consume(conn_, kPublishChannel, bytes_of(name), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
-  if (auto ok = rpc_result(kPublishChannel, "basic.consume reply queue"); !ok) return ok;
+  amqp_basic_consume(conn_, kReplyQueueChannel, bytes_of(name), amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
+  if (auto ok = rpc_result(kReplyQueueChannel, "basic.consume reply queue"); !ok) return ok;
   {
     std::lock_guard lock(mu_);
     reply_queue_ = name;
@@ -187,12 +187,15 @@ void AmqpCore::handle_frame(const amqp_frame_t& frame) {
   const amqp_channel_t channel = frame.channel;
   switch (frame.payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
+      if (channel != kPublishChannel) return;
       const auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
       confirm(ack->delivery_tag, ack->multiple != 0, PublishStatus::confirmed);
       return;
     }
     case AMQP_BASIC_NACK_METHOD: {
+      if (channel != kPublishChannel) return;
       const auto* nack = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+      renew_publish_channel_ = true;
       confirm(nack->delivery_tag, nack->multiple != 0, PublishStatus::nacked);
       return;
     }
@@ -245,7 +248,7 @@ void AmqpCore::handle_frame(const amqp_frame_t& frame) {
 
 void AmqpCore::deliver_to_consumer(amqp_channel_t channel, std::uint64_t tag, bool redelivered,
                                    std::uint32_t delivery_count, Envelope envelope) {
-  if (channel == kPublishChannel) {
+  if (channel == kReplyQueueChannel) {
     if (reply_handler_) reply_handler_(std::move(envelope));
     return;
   }

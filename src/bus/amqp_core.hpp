@@ -34,9 +34,10 @@ using core::ErrorCode;
 using core::Result;
 using std::chrono::milliseconds;
 
-constexpr amqp_channel_t kPublishChannel = 1;  // confirms; also the reply queue's no-ack consumer
-constexpr amqp_channel_t kDeclareChannel = 2;  // declarations: a failure closes only this channel
-constexpr amqp_channel_t kReplyChannel = 3;    // RPC replies: no confirms, not mandatory
+constexpr amqp_channel_t kReplyQueueChannel = 1;  // the reply queue and its no-ack consumer
+constexpr amqp_channel_t kDeclareChannel = 2;     // declarations: a failure closes only this channel
+constexpr amqp_channel_t kReplyChannel = 3;       // RPC replies: no confirms, not mandatory
+constexpr amqp_channel_t kPublishChannel = 4;     // publishes with confirms; renewed after a nack
 constexpr amqp_channel_t kFirstConsumerChannel = 10;
 constexpr int kFramesPerTurn = 512;
 
@@ -123,6 +124,10 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   void start();
   void stop();
   bool connected() const { return connected_.load(); }
+  void on_reconnected(std::function<void()> callback) {
+    std::lock_guard lock(mu_);
+    on_reconnected_ = std::move(callback);
+  }
   void post(Command command);
   // Runs `fn` on the I/O thread and waits for its result, up to the rpc timeout.
   template <class T>
@@ -211,6 +216,11 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   void send_waiting();
   // Ends every publish in flight or kept: at exit.
   void abandon_publishes();
+  // A new publish channel in place of one that saw a nack (run with nothing
+  // in flight): RabbitMQ 3.10 keeps a channel's view of a quorum queue's
+  // leader, and a channel opened while a node was dying went on being nacked
+  // by queues that had long elected a new leader on a live node.
+  void renew_publish_channel();
 
   // --- amqp_consume.cpp ---
   Result<void> subscribe_reply_queue();
@@ -225,7 +235,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   AmqpOptions options_;
   int wake_fd_;
   std::thread io_thread_;
-  mutable std::mutex mu_;  // guards commands_, stopping_, exited_, reply_queue_
+  mutable std::mutex mu_;  // guards commands_, stopping_, exited_, reply_queue_, on_reconnected_
+  std::function<void()> on_reconnected_;
   std::deque<Command> commands_;
   bool stopping_ = false;
   bool exited_ = false;
@@ -239,9 +250,11 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   std::uint64_t next_publish_seq_ = 1;
   amqp_channel_t next_channel_ = kFirstConsumerChannel;
   std::size_t next_url_ = 0;  // the node to try first
+  bool was_connected_ = false;  // a connect is a reconnect
   std::map<std::uint64_t, PendingPublish> pending_;
   std::multimap<Clock::time_point, std::uint64_t> deadlines_;
   std::deque<OutgoingPublish> waiting_;  // jobs kept for a connection or a retry
+  bool renew_publish_channel_ = false;   // a nack came: renew once nothing is in flight
   std::uint64_t retry_noise_ = 0x9E3779B97F4A7C15ULL;  // jitter of the retries
   std::deque<Command> deferred_;
   std::vector<ExchangeSpec> exchanges_;

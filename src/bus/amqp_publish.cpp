@@ -45,6 +45,14 @@ void AmqpCore::do_publish(OutgoingPublish publish) {
     settle_publish(std::move(publish), PublishStatus::failed);
     return;
   }
+  if (renew_publish_channel_) {
+    if (pending_.empty()) renew_publish_channel();
+    if (renew_publish_channel_ || broken_) {  // still in flight on the old channel: this one waits
+      publish.not_before = Clock::now() + milliseconds(5);
+      waiting_.push_back(std::move(publish));
+      return;
+    }
+  }
   const std::uint64_t seq = next_publish_seq_++;
   ++publish.attempts;
   deadlines_.emplace(publish.deadline, seq);
@@ -143,18 +151,29 @@ void AmqpCore::expire_publishes() {
 }
 
 void AmqpCore::send_waiting() {
+  if (waiting_.empty() || !conn_ || broken_ || !connected_) return;
   const auto now = Clock::now();
-  std::deque<OutgoingPublish> later;
-  while (!waiting_.empty() && conn_ && !broken_ && connected_) {
-    OutgoingPublish publish = std::move(waiting_.front());
-    waiting_.pop_front();
-    if (publish.not_before > now) {
-      later.push_back(std::move(publish));
+  std::deque<OutgoingPublish> batch;
+  batch.swap(waiting_);
+  for (auto& publish : batch) {
+    if (publish.not_before > now || broken_) {
+      waiting_.push_back(std::move(publish));
     } else {
-      do_publish(std::move(publish));
+      do_publish(std::move(publish));  // sent, or kept again
     }
   }
-  for (auto& publish : later) waiting_.push_back(std::move(publish));
+}
+
+void AmqpCore::renew_publish_channel() {
+  amqp_channel_close(conn_, kPublishChannel, AMQP_REPLY_SUCCESS);
+  if (!rpc_ok(kPublishChannel, "closing the publish channel")) return;
+  open_channels_.erase(kPublishChannel);
+  if (!open_channel(kPublishChannel)) return;
+  amqp_confirm_select(conn_, kPublishChannel);
+  if (!rpc_ok(kPublishChannel, "confirm.select")) return;
+  next_publish_seq_ = 1;
+  renew_publish_channel_ = false;
+  spdlog::info("bus: publish channel renewed after a nack");
 }
 
 void AmqpCore::abandon_publishes() {

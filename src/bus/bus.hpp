@@ -204,6 +204,13 @@ class Bus {
 
   // True while connected (for readiness checks).
   virtual bool connected() const = 0;
+
+  // `callback` runs on a bus thread after every reconnect, once the reply
+  // queue and its bindings are in place again: whatever was published to
+  // them while the connection was down is lost, and this is the moment to
+  // read it from where it is stored. It must not block. The in-process bus
+  // never loses its connection and never calls it.
+  virtual void on_reconnected(std::function<void()> callback) = 0;
 };
 
 // Waits for a publish outcome; for tests and tools (the services stay async).

@@ -671,6 +671,7 @@ class InprocBus : public Bus {
   }
 
   bool connected() const override { return true; }
+  void on_reconnected(std::function<void()>) override {}  // never disconnected
 
  private:
   std::shared_ptr<InprocBroker> broker_;

@@ -77,6 +77,21 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
          [self = shared_from_this()](bus::RpcResult result) { self->on_head(std::move(result)); });
   }
 
+  // Live frames may have been lost (the bus reconnected): read the inbox
+  // after sent_ now, or once the read or the wait under way is done.
+  void resync() {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || !started_) return;  // not started: its head query comes after the new binding
+      if (catching_up_ || waiting_room_) {
+        overflowed_ = true;  // drain_locked reads the inbox again when they end
+        return;
+      }
+      catching_up_ = true;
+    }
+    fetch_page();
+  }
+
   // A live frame for this socket's user (`seq` already read out of `text`).
   void live(std::uint64_t seq, const std::string& text) {
     bool fetch = false;
@@ -399,6 +414,16 @@ void StreamHub::detach(const std::shared_ptr<Socket>& socket) {
                               spdlog::warn("stream: cannot unbind {}: {}", user, result.error().message);
                           });
   }
+}
+
+void StreamHub::resync() {
+  std::vector<std::shared_ptr<Socket>> sockets;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [user, entry] : users_) sockets.insert(sockets.end(), entry.sockets.begin(), entry.sockets.end());
+  }
+  if (!sockets.empty()) spdlog::info("stream: the bus reconnected; {} sockets read what they missed", sockets.size());
+  for (const auto& socket : sockets) socket->resync();
 }
 
 bool StreamHub::deliver(bus::Envelope& envelope) {

@@ -76,6 +76,11 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
 
   std::size_t sockets() const;
 
+  // After the bus reconnected (live frames published meanwhile are lost):
+  // every open socket reads its inbox after the last seq it sent, then goes
+  // on live. Nothing for the client to do.
+  void resync();
+
  private:
   class Socket;
   friend class Socket;
