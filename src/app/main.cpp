@@ -1,4 +1,5 @@
 // intercomm: the one executable; each service is a subcommand. The only composition root.
+#include "app/dlq.hpp"
 #include "bus/amqp.hpp"
 #include "bus/inproc.hpp"
 #include "bus/rpc_client.hpp"
@@ -296,18 +297,6 @@ int run_gateway(const Config& config) {
   return 0;
 }
 
-// Where `intercomm run` journals its in-process queues: beside a RocksDB store
-// (rocksdb:./intercomm-data -> ./intercomm-data-bus), else ./intercomm-bus.
-std::string bus_journal_path(std::string_view store) {
-  constexpr std::string_view kRocks = "rocksdb:";
-  if (store.starts_with(kRocks)) {
-    std::string path(store.substr(kRocks.size()));
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    return path + "-bus";
-  }
-  return "./intercomm-bus";
-}
-
 // The in-process workers' counters, for the gateway's /metrics in `intercomm run`.
 std::string worker_metrics(const intercomm::worker::Worker& worker) {
   const auto stats = worker.stats();
@@ -343,7 +332,7 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     return intercomm::bus::connect_amqp(amqp);
   };
   if (!config.amqp_given) {
-    const std::string journal = bus_journal_path(config.store);
+    const std::string journal = intercomm::app::bus_journal_path(config.store);
     auto opened = intercomm::bus::open_inproc_broker(journal);
     if (!opened) {
       fmt::print(stderr, "intercomm run: {}\n", opened.error().message);
@@ -405,7 +394,7 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   fmt::print("intercomm {}: serving on http://{}:{} (chat page at /)\n", intercomm::core::version(),
              listen.host, *port);
   fmt::print("bus: {}; store: {}\n",
-             config.amqp_given ? "RabbitMQ" : "in-process, journaled in " + bus_journal_path(config.store),
+             config.amqp_given ? "RabbitMQ" : "in-process, journaled in " + intercomm::app::bus_journal_path(config.store),
              intercomm::core::mask_url_password(config.store));
   if (dev_secret) {
     fmt::print("development secret (generated; pass --secret to choose one): {}\n", config.secret);
@@ -481,6 +470,8 @@ int main(int argc, char** argv) {
   token->add_option("--user", token_user, "User the token acts for")->required();
   token->add_option("--ttl", token_ttl, "Lifetime in seconds")->capture_default_str();
 
+  auto run_dlq = intercomm::app::add_dlq_command(app, config);
+
   auto* show_config = app.add_subcommand("config", "Print the configuration in effect, secrets masked");
   add_config_options(*show_config, config, kAllOptions);
 
@@ -499,5 +490,6 @@ int main(int argc, char** argv) {
   if (mta->parsed()) return run_worker(config, worker_flags, intercomm::mta::kWorkerName, mta_jobs(config));
   if (mda->parsed()) return run_worker(config, worker_flags, intercomm::mda::kWorkerName, mda_jobs(config));
   if (token->parsed()) return mint_token(config, token_user, token_ttl);
+  if (const int code = run_dlq(); code >= 0) return code;
   return 2;
 }

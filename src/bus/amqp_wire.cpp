@@ -1,6 +1,8 @@
 // Reading AMQP properties into an Envelope.
 #include "bus/amqp_core.hpp"
 
+#include "bus/topology.hpp"
+
 #include <charconv>
 
 namespace intercomm::bus::detail {
@@ -47,6 +49,18 @@ Envelope envelope_of(const amqp_message_t& message, std::string routing_key, boo
       const std::string key = string_of(entry.key);
       if (entry.value.kind == AMQP_FIELD_KIND_UTF8 || entry.value.kind == AMQP_FIELD_KIND_BYTES) {
         envelope.headers[key] = string_of(entry.value.value.bytes);
+      } else if (key == "x-death" && entry.value.kind == AMQP_FIELD_KIND_ARRAY &&
+                 entry.value.value.array.num_entries > 0 &&
+                 entry.value.value.array.entries[0].kind == AMQP_FIELD_KIND_TABLE) {
+        // The broker's record of the first death: when (a timestamp, seconds).
+        const auto& death = entry.value.value.array.entries[0].value.table;
+        for (int j = 0; j < death.num_entries; ++j) {
+          if (string_of(death.entries[j].key) == "time" &&
+              death.entries[j].value.kind == AMQP_FIELD_KIND_TIMESTAMP) {
+            envelope.headers.try_emplace(kFirstDeathTimeHeader,
+                                         std::to_string(death.entries[j].value.value.u64));
+          }
+        }
       } else if (auto number = integer_of(entry.value)) {
         envelope.headers[key] = std::to_string(*number);
         if (key == "x-delivery-count") delivery_count = static_cast<std::uint32_t>(*number);

@@ -434,6 +434,9 @@ class BrokerState : public AckSink {
     if (found != queues_.end() && !found->second.dead_letters_to_dlx) return;  // dropped, like RabbitMQ
     message.envelope.headers["x-first-death-reason"] = std::string(reason);
     message.envelope.headers["x-first-death-queue"] = queue;
+    message.envelope.headers[kFirstDeathTimeHeader] = std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     message.envelope.expiration.reset();
     message.expires_at.reset();
     message.delivery_count = 0;

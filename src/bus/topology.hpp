@@ -9,6 +9,9 @@ namespace intercomm::bus {
 inline constexpr std::string_view kExchange = "inter_comm";                // direct, durable
 inline constexpr std::string_view kDeadLetterExchange = "inter_comm.dlx";  // fanout, durable
 inline constexpr std::string_view kDeadLetterQueue = "dead_letters";
+// When a message was dead-lettered, in unix seconds: set by the in-process
+// broker and the MDA, read out of RabbitMQ's x-death for the others.
+inline constexpr const char* kFirstDeathTimeHeader = "x-first-death-time";
 inline constexpr std::string_view kLiveExchange = "inter_comm.live";  // direct, durable
 
 inline constexpr std::string_view kRequestIdHeader = "x-request-id";

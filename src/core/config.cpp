@@ -172,6 +172,18 @@ std::string mask_url_passwords(const std::vector<std::string>& urls) {
   return out;
 }
 
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::int64_t number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec != std::errc() || number <= 0 || number > 1'000'000'000) return std::nullopt;
+  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  if (unit == "ms") return std::chrono::milliseconds(number);
+  if (unit == "s") return std::chrono::seconds(number);
+  if (unit == "m") return std::chrono::minutes(number);
+  if (unit == "h") return std::chrono::hours(number);
+  return std::nullopt;
+}
+
 std::string describe(const Config& config) {
   std::string out;
   const auto line = [&](std::string_view name, std::string_view value) {

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +74,9 @@ Result<HostPort> parse_host_port(std::string_view text);
 // The configuration as "name = value" lines, secrets masked: the token secret
 // entirely, passwords inside URLs by "****".
 std::string describe(const Config& config);
+
+// "250ms", "5s", "2m", "1h": a positive whole number and a unit; nullopt otherwise.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 // amqp://user:****@host/ — the URL with its password masked.
 std::string mask_url_password(std::string_view url);

@@ -3,6 +3,7 @@
 #include "mda/mda.hpp"
 
 #include "bus/topology.hpp"
+#include "core/config.hpp"
 #include "core/jsonrpc.hpp"
 #include "store/buckets.hpp"
 
@@ -232,6 +233,9 @@ class Jobs {
     envelope.body = core::jsonrpc::serialize(job);
     envelope.headers["x-first-death-reason"] = "webhook_failed";
     envelope.headers["x-first-death-queue"] = bus::worker_queue(kWorkerName);
+    envelope.headers[bus::kFirstDeathTimeHeader] = std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     const auto status = publish(bus::kDeadLetterExchange, std::move(envelope));
     if (status != bus::PublishStatus::confirmed) {
       return unavailable(fmt::format("dead-lettering a webhook job: {}", bus::to_string(status)));
@@ -266,23 +270,9 @@ core::Result<std::vector<std::chrono::milliseconds>> parse_retry_schedule(std::s
     const auto comma = text.find(',');
     std::string_view item = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-    std::int64_t number = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
-    if (ec != std::errc() || number <= 0) return bad();
-    const std::string_view unit(end, static_cast<std::size_t>(item.data() + item.size() - end));
-    std::int64_t ms = 0;
-    if (unit == "ms") {
-      ms = number;
-    } else if (unit == "s") {
-      ms = number * 1000;
-    } else if (unit == "m") {
-      ms = number * 60'000;
-    } else if (unit == "h") {
-      ms = number * 3'600'000;
-    } else {
-      return bad();
-    }
-    schedule.emplace_back(ms);
+    const auto wait = core::parse_duration(item);
+    if (!wait) return bad();
+    schedule.emplace_back(*wait);
   }
   if (schedule.empty() || schedule.size() > 20) return bad();
   return schedule;
