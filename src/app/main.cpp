@@ -1,5 +1,6 @@
 // intercomm: the one executable; each service is a subcommand. The only composition root.
 #include "app/dlq.hpp"
+#include "app/gauges.hpp"
 #include "bus/amqp.hpp"
 #include "bus/inproc.hpp"
 #include "bus/rpc_client.hpp"
@@ -280,6 +281,7 @@ int run_gateway(const Config& config) {
   }
   stream->set_rpc(**rpc);
   options->stream = stream;
+  metrics.add_source([bus = bus.get()] { return intercomm::app::dead_letter_metrics(*bus); });
   intercomm::gateway::Router router;
   intercomm::gateway::add_api_routes(router, *bus, **rpc, std::move(*options));
   intercomm::gateway::add_web_routes(router, {});
@@ -295,19 +297,6 @@ int run_gateway(const Config& config) {
   wait_for_stop();
   server.stop();
   return 0;
-}
-
-// The in-process workers' counters, for the gateway's /metrics in `intercomm run`.
-std::string worker_metrics(const intercomm::worker::Worker& worker) {
-  const auto stats = worker.stats();
-  std::string out;
-  for (const auto& [outcome, count] : {std::pair<const char*, std::uint64_t>{"acked", stats.acked},
-                                       {"requeued", stats.requeued},
-                                       {"dead_lettered", stats.dead_lettered}}) {
-    out += fmt::format("intercomm_worker_jobs_total{{queue=\"{}\",outcome=\"{}\"}} {}\n", worker.queue(),
-                       outcome, count);
-  }
-  return out;
 }
 
 // intercomm run: gateway + MTA in one process, in-process bus (or --amqp), --store.
@@ -377,11 +366,18 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   metrics.add_source([&mta, &mda] {
     return "# HELP intercomm_worker_jobs_total Jobs a worker of this process settled, by outcome.\n"
            "# TYPE intercomm_worker_jobs_total counter\n" +
-           worker_metrics(mta) + worker_metrics(mda);
+           intercomm::app::worker_metrics(mta) + intercomm::app::worker_metrics(mda) +
+           "# HELP intercomm_worker_circuit_open 1 while a worker pauses: every job it tried failed transiently.\n"
+           "# TYPE intercomm_worker_circuit_open gauge\n"
+           "# HELP intercomm_worker_jobs_held Jobs a worker holds to retry after a transient failure.\n"
+           "# TYPE intercomm_worker_jobs_held gauge\n" +
+           intercomm::app::worker_gauges(mta) + intercomm::app::worker_gauges(mda);
   });
+  metrics.add_source([bus = gateway_bus.get()] { return intercomm::app::dead_letter_metrics(*bus); });
   intercomm::gateway::Router router;
   intercomm::store::Store* store_ptr = store->get();
   options->ready = [store_ptr] { return store_ptr->ping(); };
+  options->workers_ready = [&mta, &mda] { return !mta.stats().circuit_open && !mda.stats().circuit_open; };
   intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, std::move(*options));
   intercomm::gateway::add_web_routes(router, {dev_secret ? config.secret : std::string()});
   const auto listen = server_options(config, metrics);

@@ -73,6 +73,7 @@ class AmqpBus : public Bus {
 
   bool connected() const override { return core_->connected(); }
   void on_reconnected(std::function<void()> callback) override { core_->on_reconnected(std::move(callback)); }
+  core::Result<std::uint64_t> queue_depth(const std::string& queue) override { return core_->queue_depth(queue); }
 
  private:
   std::shared_ptr<AmqpCore> core_;

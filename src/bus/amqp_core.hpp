@@ -151,6 +151,8 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   Result<void> declare_queue(QueueSpec spec);
   Result<void> declare_exchange(ExchangeSpec spec);
   Result<void> unbind(std::string source, std::string destination, std::string key, bool to_exchange);
+  // queue.declare passive: the ready messages of `queue` (an error when it is missing).
+  Result<std::uint64_t> queue_depth(std::string queue);
 
   // --- amqp_publish.cpp ---
   void publish(std::string exchange, Envelope message, Clock::duration timeout, PublishCallback done);

@@ -29,6 +29,17 @@ Result<void> AmqpCore::declare_exchange(ExchangeSpec spec) {
   });
 }
 
+Result<std::uint64_t> AmqpCore::queue_depth(std::string queue) {
+  return call<std::uint64_t>(false, [=, this]() -> Result<std::uint64_t> {
+    if (!conn_ || broken_ || !connected_) return unavailable("bus: not connected");
+    if (!ensure_declare_channel()) return unavailable("bus: cannot open a channel");
+    auto* declared = amqp_queue_declare(conn_, kDeclareChannel, bytes_of(queue), 1, 0, 0, 0, amqp_empty_table);
+    if (auto ok = rpc_result(kDeclareChannel, "queue.declare passive " + queue); !ok) return ok.error();
+    if (declared == nullptr) return unavailable("bus: no queue.declare-ok");
+    return std::uint64_t{declared->message_count};
+  });
+}
+
 Result<void> AmqpCore::unbind(std::string source, std::string destination, std::string key,
                               bool to_exchange) {
   return call<void>(true, [=, this]() -> Result<void> {

@@ -205,6 +205,10 @@ class Bus {
   // True while connected (for readiness checks).
   virtual bool connected() const = 0;
 
+  // The messages waiting in `queue` (for gauges): RabbitMQ counts those
+  // ready for delivery, the in-process broker those in consumers' hands too.
+  virtual core::Result<std::uint64_t> queue_depth(const std::string& queue) = 0;
+
   // `callback` runs on a bus thread after every reconnect, once the reply
   // queue and its bindings are in place again: whatever was published to
   // them while the connection was down is lost, and this is the moment to

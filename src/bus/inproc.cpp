@@ -675,6 +675,9 @@ class InprocBus : public Bus {
 
   bool connected() const override { return true; }
   void on_reconnected(std::function<void()>) override {}  // never disconnected
+  core::Result<std::uint64_t> queue_depth(const std::string& queue) override {
+    return broker_->state().pending(queue);
+  }
 
  private:
   std::shared_ptr<InprocBroker> broker_;

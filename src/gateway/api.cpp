@@ -458,8 +458,14 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
   router.add("GET", "/readyz", "readyz", [context](const HttpRequest&, const PathParams&, Responder respond) {
     const bool bus_ok = context->bus.connected();
     const bool store_ok = !context->options.ready || context->options.ready();
-    const int status = bus_ok && store_ok ? 200 : 503;
-    respond(json_response(status, json::serialize(json::object{{"bus", bus_ok}, {"store", store_ok}})));
+    json::object report{{"bus", bus_ok}, {"store", store_ok}};
+    bool workers_ok = true;
+    if (context->options.workers_ready) {
+      workers_ok = context->options.workers_ready();
+      report["workers"] = workers_ok;
+    }
+    const int status = bus_ok && store_ok && workers_ok ? 200 : 503;
+    respond(json_response(status, json::serialize(report)));
   });
 }
 

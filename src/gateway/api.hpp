@@ -22,6 +22,8 @@ struct ApiOptions {
   core::MessageLimits limits;
   // Extra readiness check (the store, in one process); null: the bus only.
   std::function<bool()> ready;
+  // False while a worker of this process pauses (its circuit breaker is open); unset: no workers here.
+  std::function<bool()> workers_ready;
   Metrics* metrics = nullptr;  // GET /metrics renders it; jobs and RPCs are counted in it
   // GET /v1/stream is served when set (its RpcClient must route live messages to it).
   std::shared_ptr<StreamHub> stream;

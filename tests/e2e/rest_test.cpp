@@ -330,6 +330,15 @@ TEST_P(Rest, HealthAndReadiness) {
   auto ready = client.request("GET", "/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
   EXPECT_TRUE(json::parse(ready.body).at("bus").as_bool());
+  const std::string metrics = client.request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("\nintercomm_dead_letters "), std::string::npos) << metrics;
+  if (GetParam() == "embedded") {
+    // The in-process workers' breakers are part of readiness, and gauges.
+    EXPECT_TRUE(json::parse(ready.body).at("workers").as_bool()) << ready.body;
+    EXPECT_NE(metrics.find("intercomm_worker_circuit_open{queue=\"rpc_queue_mta\"} 0"), std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find("intercomm_worker_jobs_held{queue=\"rpc_queue_mda\"} 0"), std::string::npos) << metrics;
+  }
 }
 
 TEST_P(Rest, TenConcurrentRetriesWithOneIdempotencyKeyStoreOneMessage) {
