@@ -2,8 +2,10 @@
 # A newcomer's second command (and CI's only one): install what is missing
 # (Debian packages, and playwright-core from npm for the browser test), build,
 # start a private RabbitMQ node, Redis and a Redis Cluster, and run every test
-# in the normal build and in the sanitizer (ASan+UBSan) build. Servers it started are stopped on
-# exit, also when tests fail.
+# in the normal build and in the sanitizer (ASan+UBSan) build; then the fault
+# suite's short run (tests/faults/run.sh: every fault scenario on servers of
+# its own, counting every message). Servers it started are stopped on exit,
+# also when tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh rabbitmq-server python3-pika redis-server redis-tools chromium
@@ -43,4 +45,8 @@ for kind in release asan; do
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "build/$kind" --output-on-failure -j 2 || status=1
 done
+stop_servers
+trap - EXIT
+echo "== faults: short run (tests/faults/run.sh --long runs them for minutes)"
+tests/faults/run.sh || status=1
 exit $status
