@@ -154,8 +154,11 @@ void Worker::stop() {
     cv_.notify_all();
     cv_.wait(lock, [&] { return busy_ == 0 || threads_.empty(); });
   }
-  subscription_.reset();
-  for (auto& lane : lanes_) lane->subscription.reset();
+  {
+    std::lock_guard consumers(consumers_mu_);  // a breaker closing now must not resume them
+    subscription_.reset();
+    for (auto& lane : lanes_) lane->subscription.reset();
+  }
   {
     std::lock_guard lock(mu_);
     stopped_ = true;
@@ -222,6 +225,7 @@ void Worker::succeeded() {
 }
 
 void Worker::pause_consumers() {
+  std::lock_guard consumers(consumers_mu_);
   if (subscription_) subscription_->pause();
   for (auto& lane : lanes_) {
     if (lane->subscription) lane->subscription->pause();
@@ -229,6 +233,11 @@ void Worker::pause_consumers() {
 }
 
 void Worker::resume_consumers() {
+  std::lock_guard consumers(consumers_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (draining_) return;  // stop() got here first: the consumers stay paused (or are gone)
+  }
   if (subscription_) subscription_->resume();
   for (auto& lane : lanes_) {
     if (lane->subscription) lane->subscription->resume();

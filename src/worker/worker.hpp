@@ -164,6 +164,8 @@ class Worker {
   std::map<std::string, BatchHandler> ordered_handlers_;
 
   mutable std::mutex mu_;
+  // Serializes pausing, resuming and dropping the subscriptions (taken before mu_).
+  std::mutex consumers_mu_;
   std::condition_variable cv_;
   std::deque<Task> tasks_;
   std::multimap<std::chrono::steady_clock::time_point, Task> delayed_;  // jobs and lanes backing off
