@@ -6,7 +6,8 @@
 // Prints "load started" when the load begins (the scenario injects its fault
 // after it), then one result line:
 //   NAME: offered=… accepted=… non-202={…} not-stored=… not-delivered=… duplicates=…
-//         stored-despite-503=… socket-order=… recovery-s=… -> ok|LOSS
+//         stored-despite-503=… socket-order=… reconnects=… recovery-s=… delivery-max-s=… late-over-2s=…
+//         -> ok|LOSS
 // and exits 1 on any loss, any message stored although it was answered 503,
 // or any socket frame out of seq order.
 #include "gateway/jwt.hpp"
@@ -28,7 +29,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,7 +71,7 @@ struct Pair {
   std::string sender, receiver;
   std::mutex mu;
   std::vector<Sent> sent;
-  std::set<std::string> seen;  // bodies that reached the receiver's socket
+  std::map<std::string, Clock::time_point> seen;  // bodies that reached the receiver's socket, and when
   std::uint64_t last_seq = 0;
   int order_violations = 0;
   int reconnects = 0;
@@ -212,7 +212,7 @@ void receive_loop(const Options& options, Pair& pair, int index, const std::atom
         std::lock_guard lock(pair.mu);
         if (seq != pair.last_seq + 1) ++pair.order_violations;  // a hole, or a repeat
         if (seq > pair.last_seq) pair.last_seq = seq;
-        pair.seen.insert(std::string(frame.at("message").at("body").as_string()));
+        pair.seen.try_emplace(std::string(frame.at("message").at("body").as_string()), Clock::now());
       }
     } catch (const std::exception&) {
     }
@@ -308,6 +308,8 @@ int run(const Options& options) {
   std::vector<Clock::time_point> accepted_at;
   bool inbox_unreadable = false;
   Clock::time_point last_answer = start;
+  double delivery_max = 0;      // the longest a 202 took to reach its socket
+  std::size_t delivered_late = 0;  // accepted messages that took over 2 s
   for (auto& pair : pairs) {
     auto inbox = inbox_of(options, *pair, Clock::now() + std::chrono::seconds(options.drain));
     if (!inbox) inbox_unreadable = true;
@@ -325,7 +327,13 @@ int run(const Options& options) {
         ++accepted;
         accepted_at.push_back(sent.answered);
         if (copies == 0) ++not_stored;
-        if (!pair->seen.contains(sent.body)) ++not_delivered;
+        if (auto seen = pair->seen.find(sent.body); seen == pair->seen.end()) {
+          ++not_delivered;
+        } else {
+          const double delay = std::chrono::duration<double>(seen->second - sent.answered).count();
+          delivery_max = std::max(delivery_max, delay);
+          if (delay > 2.0) ++delivered_late;
+        }
       } else {
         ++refused[sent.status == 0 ? std::string("no-answer") : std::to_string(sent.status)];
         if (sent.status == 503 && copies > 0) ++despite_503;
@@ -359,9 +367,11 @@ int run(const Options& options) {
                   accepted > 0;
   fmt::print(
       "{}: offered={} accepted={} non-202={{{}}} not-stored={} not-delivered={} duplicates={} "
-      "stored-despite-503={} socket-order={} reconnects={} recovery-s={:.1f}{} -> {}\n",
+      "stored-despite-503={} socket-order={} reconnects={} recovery-s={:.1f} delivery-max-s={:.1f} "
+      "late-over-2s={}{} -> {}\n",
       options.name, offered, accepted, non_202, not_stored, not_delivered, duplicates, despite_503, order,
-      reconnects, recovery, inbox_unreadable ? " (an inbox could not be read)" : "", ok ? "ok" : "LOSS");
+      reconnects, recovery, delivery_max, delivered_late, inbox_unreadable ? " (an inbox could not be read)" : "",
+      ok ? "ok" : "LOSS");
   std::fflush(stdout);
   return ok ? 0 : 1;
 }
