@@ -119,6 +119,24 @@ std::function<core::Result<json::value>(json::value)> participant_only(std::stri
   };
 }
 
+// What a message's sender may see of its delivery attempts: which attempt,
+// when, and how it ended — never the receiver's webhook URLs, subscription
+// ids, status codes or error text, which only the receiver sees.
+core::Result<json::value> sender_view_of_deliveries(json::value page) {
+  if (!page.is_object()) return page;
+  auto* deliveries = page.as_object().if_contains("deliveries");
+  if (deliveries == nullptr || !deliveries->is_array()) return page;
+  for (auto& attempt : deliveries->as_array()) {
+    if (!attempt.is_object()) continue;
+    json::object kept;
+    for (const char* field : {"message_id", "attempt", "at", "outcome"}) {
+      if (const auto* value = attempt.as_object().if_contains(field)) kept[field] = *value;
+    }
+    attempt = std::move(kept);
+  }
+  return page;
+}
+
 // An RPC whose result becomes `status` (or an error response).
 void rpc_call(Context& context, const std::string& method, json::object params, const HttpRequest& request,
               const std::string& user, int status, Responder respond,
@@ -333,7 +351,18 @@ Handler message_route(const std::shared_ptr<Context>& context, std::string why, 
             [context, request, user, then_method, then_params = std::move(*query),
              respond](HttpResponse checked) mutable {
               if (checked.status != 200) return respond(std::move(checked));
-              rpc_call(*context, then_method, std::move(then_params), request, user, 200, std::move(respond));
+              // Deliveries are private to the receiver: the sender gets their outcomes only.
+              std::function<core::Result<json::value>(json::value)> view = nullptr;
+              if (then_method == "list_deliveries") {
+                boost::system::error_code ec;
+                const auto message = json::parse(checked.body, ec);
+                const auto* receiver = !ec && message.is_object() ? message.as_object().if_contains("receiver") : nullptr;
+                if (receiver == nullptr || !receiver->is_string() || receiver->get_string() != user) {
+                  view = sender_view_of_deliveries;
+                }
+              }
+              rpc_call(*context, then_method, std::move(then_params), request, user, 200, std::move(respond),
+                       std::move(view));
             },
             participant_only(user, why));
       });
