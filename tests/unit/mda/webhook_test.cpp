@@ -3,7 +3,10 @@
 #include "mda/mda.hpp"
 #include "support/webhook_receiver.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -78,7 +81,19 @@ TEST(WebhookClient, HttpsRefusesACertificateItCannotVerify) {
                            "-days 1 -keyout " +
                            dir + "/key.pem -out " + dir + "/cert.pem 2>/dev/null";
   ASSERT_EQ(std::system(make.c_str()), 0) << "openssl could not make a certificate";
-  const int port = 20000 + getpid() % 20000;
+  // A port nobody holds right now (a fixed guess collided with other tests' servers).
+  int port = 0;
+  {
+    const int probe = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(getsockname(probe, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    port = ntohs(address.sin_port);
+    close(probe);
+  }
   const std::string serve = "openssl s_server -quiet -accept 127.0.0.1:" + std::to_string(port) + " -cert " +
                             dir + "/cert.pem -key " + dir + "/key.pem -www > /dev/null 2>&1 & echo $! > " +
                             dir + "/pid";
@@ -87,7 +102,7 @@ TEST(WebhookClient, HttpsRefusesACertificateItCannotVerify) {
   options.allow_private = true;
   options.timeout = 3s;
   WebhookAttempt attempt;
-  for (int tries = 0; tries < 50; ++tries) {  // until the server listens
+  for (int tries = 0; tries < 150; ++tries) {  // until the server listens (slow under ASan)
     attempt = post_webhook("https://127.0.0.1:" + std::to_string(port) + "/", "{}", {}, options);
     if (attempt.error.find("connecting") == std::string::npos) break;
     std::this_thread::sleep_for(100ms);
