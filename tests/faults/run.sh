@@ -169,29 +169,19 @@ scenario_run_killed() {
   stop_services
 }
 
-scenario_gateway_killed() {
+# SERVICE of a split deployment (MTAS and MDAS workers) SIGKILLed, back after 1 s.
+service_killed_scenario() {  # NAME SERVICE MTAS MDAS
   shared
-  split_up "$(vhost_url "$rabbit_dir" "$rabbit_url" gateway-killed)" "$shared_redis" 1 1
-  fault() { kill_service receivers; sleep 1; restart receivers; }
-  load_with gateway-killed "127.0.0.1:$senders_port" "127.0.0.1:$receivers_port" fault
+  split_up "$(vhost_url "$rabbit_dir" "$rabbit_url" "$1")" "$shared_redis" "$3" "$4"
+  killed_service=$2
+  fault() { kill_service "$killed_service"; sleep 1; restart "$killed_service"; }
+  load_with "$1" "127.0.0.1:$senders_port" "127.0.0.1:$receivers_port" fault
   stop_services
 }
 
-scenario_mta_killed() {
-  shared
-  split_up "$(vhost_url "$rabbit_dir" "$rabbit_url" mta-killed)" "$shared_redis" 2 1
-  fault() { kill_service mta1; sleep 1; restart mta1; }
-  load_with mta-killed "127.0.0.1:$senders_port" "127.0.0.1:$receivers_port" fault
-  stop_services
-}
-
-scenario_mda_killed() {
-  shared
-  split_up "$(vhost_url "$rabbit_dir" "$rabbit_url" mda-killed)" "$shared_redis" 1 2
-  fault() { kill_service mda1; sleep 1; restart mda1; }
-  load_with mda-killed "127.0.0.1:$senders_port" "127.0.0.1:$receivers_port" fault
-  stop_services
-}
+scenario_gateway_killed() { service_killed_scenario gateway-killed receivers 1 1; }
+scenario_mta_killed() { service_killed_scenario mta-killed mta1 2 1; }
+scenario_mda_killed() { service_killed_scenario mda-killed mda1 1 2; }
 
 rabbit_cluster_dir=$dir/rabbitmq-cluster
 cluster_urls=""
@@ -214,6 +204,13 @@ cluster_vhost() {  # NAME FIRST
   (IFS=,; echo "${urls[*]}")
 }
 
+# Node I of the cluster killed, started again after SECONDS.
+rabbit_node_down() {  # I SECONDS
+  tests/support/rabbitmq_cluster.sh kill-node "$rabbit_cluster_dir" "$1"
+  sleep "$2"
+  tests/support/rabbitmq_cluster.sh start-node "$rabbit_cluster_dir" "$1"
+}
+
 scenario_rabbitmq_node_killed() {
   local seconds=$((long ? seconds : 24))  # the node is down for 10 s: load on after it is back
   rabbit_cluster
@@ -222,11 +219,7 @@ scenario_rabbitmq_node_killed() {
   redis=$(tests/support/redis.sh start "$store")
   servers+=("tests/support/redis.sh $store")
   split_up "$(cluster_vhost node-killed 1)" "$redis" 1 1
-  fault() {
-    tests/support/rabbitmq_cluster.sh kill-node "$rabbit_cluster_dir" 1
-    sleep 10
-    tests/support/rabbitmq_cluster.sh start-node "$rabbit_cluster_dir" 1
-  }
+  fault() { rabbit_node_down 1 10; }
   load_with rabbitmq-node-killed "127.0.0.1:$senders_port" "127.0.0.1:$receivers_port" fault
   stop_services
 }
@@ -243,11 +236,7 @@ scenario_rabbitmq_node_killed_gateways_apart() {
   local receivers_url
   receivers_url=$(cluster_vhost gateways-apart 1)
   split_up "$(cluster_vhost gateways-apart 2)" "$redis" 1 1 "${receivers_url%%,*}"
-  fault() {
-    tests/support/rabbitmq_cluster.sh kill-node "$rabbit_cluster_dir" 1
-    sleep 10
-    tests/support/rabbitmq_cluster.sh start-node "$rabbit_cluster_dir" 1
-  }
+  fault() { rabbit_node_down 1 10; }
   load_with rabbitmq-node-killed-gateways-apart "127.0.0.1:$senders_port" "127.0.0.1:$receivers_port" fault
   stop_services
 }
