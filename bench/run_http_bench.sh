@@ -29,7 +29,7 @@ mkdir -p "$dir"
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-secret=bench-secret
+secret=bench-secret-0123456789abcdef0123456789abcdef
 token=$("$bin" token --secret "$secret" --user alice --ttl 86400)
 cat > "$dir/post.lua" <<LUA
 wrk.method = "POST"

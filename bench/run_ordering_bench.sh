@@ -50,7 +50,7 @@ mkdir -p "$dir"
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-secret=bench-secret
+secret=bench-secret-0123456789abcdef0123456789abcdef
 amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
 redis=$(tests/support/redis.sh start "$dir/redis")
 

@@ -16,7 +16,7 @@ ulimit -n "$(ulimit -Hn)"  # 10,000 sockets on each side
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-secret=bench-secret
+secret=bench-secret-0123456789abcdef0123456789abcdef
 
 echo "## embedded (intercomm run)"
 port=$(free_port)

@@ -1,6 +1,8 @@
 // intercomm: the one executable; each service is a subcommand. The only composition root.
 #include "app/dlq.hpp"
 #include "app/gauges.hpp"
+#include "app/lifecycle.hpp"
+#include "app/workers.hpp"
 #include "bus/amqp.hpp"
 #include "bus/inproc.hpp"
 #include "bus/rpc_client.hpp"
@@ -20,7 +22,6 @@
 #include "worker/worker.hpp"
 
 #include <fmt/core.h>
-#include <signal.h>
 #include <CLI/CLI.hpp>
 
 #include <openssl/rand.h>
@@ -34,154 +35,10 @@
 
 namespace {
 
+using intercomm::app::WorkerFlags;
+using intercomm::app::wait_connected_or_stop;
+using intercomm::app::wait_for_stop;
 using intercomm::core::Config;
-
-// SIGTERM and SIGINT are blocked in every thread and taken by wait_for_stop().
-sigset_t stop_signals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  return signals;
-}
-
-// Waits for the bus to connect; false when it did not within `timeout` or a
-// stop signal came first (a SIGTERM during start-up stops at once).
-bool wait_connected_or_stop(const intercomm::bus::Bus& bus, std::chrono::seconds timeout) {
-  const sigset_t signals = stop_signals();
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!bus.connected()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    const timespec tick{0, 100'000'000};
-    if (sigtimedwait(&signals, nullptr, &tick) > 0) return false;
-  }
-  return true;
-}
-
-void wait_for_stop() {
-  const sigset_t signals = stop_signals();
-  int signal = 0;
-  sigwait(&signals, &signal);
-  spdlog::info("stopping on signal {}", signal);
-}
-
-// A worker's concurrency. Handlers mostly wait on the store (a synced write,
-// a network round trip): many threads cost little CPU and let the store merge
-// concurrent writes into one sync (RocksDB's group commit, Redis pipelining).
-struct WorkerFlags {
-  std::uint16_t prefetch = 128;
-  unsigned threads = 32;
-  unsigned lanes = 16;  // the MTA's ordered lanes for send_message
-};
-
-void add_worker_options(CLI::App& command, WorkerFlags& flags) {
-  command.add_option("--prefetch", flags.prefetch, "Jobs a worker holds at once")
-      ->envname("INTERCOMM_PREFETCH")
-      ->check(CLI::Range(1, 65535))
-      ->capture_default_str();
-  command.add_option("--threads", flags.threads, "Handler threads of a worker")
-      ->envname("INTERCOMM_THREADS")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-}
-
-// --lanes: only the MTA has ordered jobs.
-void add_lanes_option(CLI::App& command, WorkerFlags& flags) {
-  command
-      .add_option("--lanes", flags.lanes,
-                  "Ordered lanes of send_message: one conversation's messages are stored in the order "
-                  "they were accepted (0: unordered, for comparison only)")
-      ->envname("INTERCOMM_LANES")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
-}
-
-intercomm::worker::WorkerOptions worker_options(const WorkerFlags& flags) {
-  intercomm::worker::WorkerOptions options;
-  options.prefetch = flags.prefetch;
-  options.threads = flags.threads;
-  options.lanes = flags.lanes;
-  return options;
-}
-
-// A RabbitMQ connection for subcommand `who`, or null after saying why (it
-// waits up to 30 s for the broker; a stop signal meanwhile gives up at once).
-std::unique_ptr<intercomm::bus::Bus> connect_rabbitmq(const Config& config, std::string_view who) {
-  intercomm::bus::AmqpOptions amqp;
-  amqp.urls = config.amqp;
-  auto bus = intercomm::bus::connect_amqp(amqp);
-  if (!wait_connected_or_stop(*bus, std::chrono::seconds(30))) {
-    fmt::print(stderr, "intercomm {}: cannot reach RabbitMQ at {} within 30 s\n", who,
-               intercomm::core::mask_url_passwords(config.amqp));
-    return nullptr;
-  }
-  return bus;
-}
-
-intercomm::mta::MtaOptions mta_options(const Config& config) {
-  intercomm::mta::MtaOptions options;
-  options.limits.max_body_bytes = config.max_body_bytes;
-  return options;
-}
-
-using RegisterJobs = std::function<intercomm::core::Result<void>(
-    intercomm::worker::Worker&, intercomm::store::Store&, intercomm::bus::Bus&)>;
-
-// intercomm mta / intercomm mda: a worker serving rpc_queue_<name> over
-// RabbitMQ until SIGTERM, then draining.
-int run_worker(const Config& config, const WorkerFlags& flags, std::string_view name,
-               const RegisterJobs& jobs) {
-  intercomm::core::logging::init(config.log_format, config.log_level);
-  auto store = intercomm::store::open_store(config.store);
-  if (!store) {
-    fmt::print(stderr, "intercomm {}: {}\n", name, store.error().message);
-    return 1;
-  }
-  auto bus = connect_rabbitmq(config, name);
-  if (!bus) return 1;
-  intercomm::worker::Worker worker(*bus, std::string(name), worker_options(flags));
-  if (auto registered = jobs(worker, **store, *bus); !registered) {
-    fmt::print(stderr, "intercomm {}: {}\n", name, registered.error().message);
-    return 1;
-  }
-  if (auto started = worker.start(); !started) {
-    fmt::print(stderr, "intercomm {}: {}\n", name, started.error().message);
-    return 1;
-  }
-  // Scripts and tests wait for this line: the queue and its bindings exist now.
-  fmt::print("intercomm {}: serving {}\n", name, worker.queue());
-  std::fflush(stdout);
-  wait_for_stop();
-  worker.stop();
-  return 0;
-}
-
-RegisterJobs mta_jobs(const Config& config) {
-  return
-      [options = mta_options(config)](auto& worker, auto& store, auto& bus) -> intercomm::core::Result<void> {
-        intercomm::mta::register_jobs(worker, store, bus, options);
-        return {};
-      };
-}
-
-// The MDA's options, or the message saying which flag is wrong.
-intercomm::core::Result<intercomm::mda::MdaOptions> mda_options(const Config& config) {
-  intercomm::mda::MdaOptions options;
-  auto schedule = intercomm::mda::parse_retry_schedule(config.webhook_retry_schedule);
-  if (!schedule) return schedule.error();
-  options.retry_schedule = std::move(*schedule);
-  options.webhook.timeout = std::chrono::milliseconds(config.webhook_timeout_ms);
-  options.webhook.allow_private = config.allow_private_webhooks;
-  return options;
-}
-
-RegisterJobs mda_jobs(const Config& config) {
-  return [config](auto& worker, auto& store, auto& bus) -> intercomm::core::Result<void> {
-    auto options = mda_options(config);
-    if (!options) return options.error();
-    return intercomm::mda::register_jobs(worker, store, bus, std::move(*options));
-  };
-}
 
 // intercomm token: a development token signed with the configured secret.
 int mint_token(const Config& config, const std::string& user, long ttl) {
@@ -266,7 +123,7 @@ int run_gateway(const Config& config) {
   intercomm::gateway::Metrics metrics;
   auto options = api_options(config, metrics, "gateway");
   if (!options) return 2;
-  auto bus = connect_rabbitmq(config, "gateway");
+  auto bus = intercomm::app::connect_rabbitmq(config, "gateway");
   if (!bus) return 1;
   auto stream = std::make_shared<intercomm::gateway::StreamHub>(*bus, stream_options(config));
   // Live frames published while the bus was down are gone: sockets read them from the inboxes.
@@ -339,20 +196,17 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
                intercomm::core::mask_url_passwords(config.amqp));
     return 1;
   }
-  intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName), worker_options(flags));
-  intercomm::mta::register_jobs(mta, **store, *mta_bus, mta_options(config));
+  intercomm::worker::Worker mta(*mta_bus, std::string(intercomm::mta::kWorkerName),
+                                intercomm::app::worker_options(flags));
+  intercomm::mta::register_jobs(mta, **store, *mta_bus, intercomm::app::mta_options(config));
   if (auto started = mta.start(); !started) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
     return 1;
   }
-  intercomm::worker::Worker mda(*mda_bus, std::string(intercomm::mda::kWorkerName), worker_options(flags));
-  if (auto registered = mda_jobs(config)(mda, **store, *mda_bus); !registered) {
-    fmt::print(stderr, "intercomm run: {}\n", registered.error().message);
-    return 2;
-  }
-  if (auto started = mda.start(); !started) {
+  intercomm::app::MdaWorkers mda(*mda_bus, flags, config);
+  if (auto started = mda.start(**store); !started) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
-    return 1;
+    return started.error().code == intercomm::core::ErrorCode::invalid_params ? 2 : 1;
   }
   auto stream = std::make_shared<intercomm::gateway::StreamHub>(*gateway_bus, stream_options(config));
   auto rpc = intercomm::bus::RpcClient::open(
@@ -366,18 +220,22 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   metrics.add_source([&mta, &mda] {
     return "# HELP intercomm_worker_jobs_total Jobs a worker of this process settled, by outcome.\n"
            "# TYPE intercomm_worker_jobs_total counter\n" +
-           intercomm::app::worker_metrics(mta) + intercomm::app::worker_metrics(mda) +
+           intercomm::app::worker_metrics(mta) + intercomm::app::worker_metrics(mda.live()) +
+           intercomm::app::worker_metrics(mda.webhooks()) +
            "# HELP intercomm_worker_circuit_open 1 while a worker pauses: every job it tried failed transiently.\n"
            "# TYPE intercomm_worker_circuit_open gauge\n"
            "# HELP intercomm_worker_jobs_held Jobs a worker holds to retry after a transient failure.\n"
            "# TYPE intercomm_worker_jobs_held gauge\n" +
-           intercomm::app::worker_gauges(mta) + intercomm::app::worker_gauges(mda);
+           intercomm::app::worker_gauges(mta) + intercomm::app::worker_gauges(mda.live()) +
+           intercomm::app::worker_gauges(mda.webhooks());
   });
   metrics.add_source([bus = gateway_bus.get()] { return intercomm::app::dead_letter_metrics(*bus); });
   intercomm::gateway::Router router;
   intercomm::store::Store* store_ptr = store->get();
   options->ready = [store_ptr] { return store_ptr->ping(); };
-  options->workers_ready = [&mta, &mda] { return !mta.stats().circuit_open && !mda.stats().circuit_open; };
+  options->workers_ready = [&mta, &mda] {
+    return !mta.stats().circuit_open && !mda.live().stats().circuit_open && !mda.webhooks().stats().circuit_open;
+  };
   intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, std::move(*options));
   intercomm::gateway::add_web_routes(router, {dev_secret ? config.secret : std::string()});
   const auto listen = server_options(config, metrics);
@@ -401,9 +259,9 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
   }
   std::fflush(stdout);
   wait_for_stop();
-  // Stop taking requests, give the workers a moment to empty their queues,
-  // then stop them. Jobs still queued stay in the journal and are served at
-  // the next start.
+  // Stop taking requests, give the MTA and the live MDA a moment to empty
+  // their queues, then stop them: webhook attempts in flight end at once.
+  // Jobs still queued stay in the journal and are served at the next start.
   server.stop();
   if (broker) {
     for (const auto name : {intercomm::mta::kWorkerName, intercomm::mda::kWorkerName}) {
@@ -426,7 +284,7 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const sigset_t signals = stop_signals();
+  const sigset_t signals = intercomm::app::stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts
 
   CLI::App app{"intercomm: user-to-user messaging over RabbitMQ (gateway, MTA, MDA)", "intercomm"};
@@ -445,19 +303,19 @@ int main(int argc, char** argv) {
   add_config_options(*gateway, config, kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway);
 
   auto* mta = app.add_subcommand("mta", "Message Transfer Agent worker: serves rpc_queue_mta over RabbitMQ");
-  add_config_options(*mta, config, kAmqp | kStore | kLogging | kLimits);
+  add_config_options(*mta, config, kAmqp | kStore | kLogging | kLimits | kSubscriptionLimit);
+  add_config_options(*run, config, kSubscriptionLimit);
   WorkerFlags worker_flags;
-  add_worker_options(*mta, worker_flags);
-  add_worker_options(*run, worker_flags);
-  add_lanes_option(*mta, worker_flags);
-  add_lanes_option(*run, worker_flags);
+  intercomm::app::add_worker_options(*mta, worker_flags);
+  intercomm::app::add_worker_options(*run, worker_flags);
+  intercomm::app::add_lanes_option(*mta, worker_flags);
+  intercomm::app::add_lanes_option(*run, worker_flags);
 
-  auto* mda =
-      app.add_subcommand("mda",
-                         "Message Delivery Agent worker: serves rpc_queue_mda over RabbitMQ (live and "
-                         "webhook delivery)");
+  auto* mda = app.add_subcommand("mda",
+                                 "Message Delivery Agent worker: serves rpc_queue_mda (live delivery) and "
+                                 "rpc_queue_mda_webhook (webhooks) over RabbitMQ");
   add_config_options(*mda, config, kAmqp | kStore | kLogging | kWebhooks);
-  add_worker_options(*mda, worker_flags);
+  intercomm::app::add_worker_options(*mda, worker_flags);
 
   std::string token_user;
   long token_ttl = 3600;
@@ -483,8 +341,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (gateway->parsed()) return run_gateway(config);
-  if (mta->parsed()) return run_worker(config, worker_flags, intercomm::mta::kWorkerName, mta_jobs(config));
-  if (mda->parsed()) return run_worker(config, worker_flags, intercomm::mda::kWorkerName, mda_jobs(config));
+  if (mta->parsed()) return intercomm::app::run_mta(config, worker_flags);
+  if (mda->parsed()) return intercomm::app::run_mda(config, worker_flags);
   if (token->parsed()) return mint_token(config, token_user, token_ttl);
   if (const int code = run_dlq(); code >= 0) return code;
   return 2;

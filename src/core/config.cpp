@@ -146,6 +146,19 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
     app.add_flag("--allow-private-webhooks", config.allow_private_webhooks,
                  "Allow webhooks to loopback and private addresses (tests, closed networks)")
         ->envname("INTERCOMM_ALLOW_PRIVATE_WEBHOOKS");
+    app.add_option("--webhook-concurrency", config.webhook_concurrency,
+                   "Webhook attempts in flight at most (the webhook worker's threads); live delivery has "
+                   "its own")
+        ->envname("INTERCOMM_WEBHOOK_CONCURRENCY")
+        ->check(CLI::Range(1U, 256U))
+        ->capture_default_str();
+  }
+  if (options & kSubscriptionLimit) {
+    app.add_option("--max-subscriptions-per-user", config.max_subscriptions_per_user,
+                   "Webhook subscriptions a user may have; one more is 409")
+        ->envname("INTERCOMM_MAX_SUBSCRIPTIONS_PER_USER")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))
+        ->capture_default_str();
   }
 }
 
@@ -203,6 +216,8 @@ std::string describe(const Config& config) {
   line("webhook-retries", config.webhook_retry_schedule);
   line("webhook-timeout", std::to_string(config.webhook_timeout_ms) + " ms");
   line("private-webhooks", config.allow_private_webhooks ? "allowed" : "refused");
+  line("webhook-concurrency", std::to_string(config.webhook_concurrency));
+  line("max-subscriptions", std::to_string(config.max_subscriptions_per_user));
   return out;
 }
 

@@ -41,6 +41,9 @@ struct Config {
   std::string webhook_retry_schedule = "5s,30s,2m,10m,1h";
   std::uint32_t webhook_timeout_ms = 10000;
   bool allow_private_webhooks = false;  // loopback and private addresses as webhook targets
+  unsigned webhook_concurrency = 64;    // webhook attempts in flight at most, per MDA process
+  // MTA only:
+  std::size_t max_subscriptions_per_user = 10;
 };
 
 // Which options a subcommand takes.
@@ -52,8 +55,9 @@ enum ConfigOption : unsigned {
   kLogging = 1U << 4,
   kLimits = 1U << 5,
   kGateway = 1U << 6,   // --max-connections, --jwt-public-key, --rpc-timeout-ms, --publish-timeout-ms
-  kWebhooks = 1U << 7,  // --webhook-retry-schedule, --webhook-timeout-ms, --allow-private-webhooks
-  kAllOptions = kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway | kWebhooks,
+  kWebhooks = 1U << 7,  // --webhook-retry-schedule, --webhook-timeout-ms, --allow-private-webhooks, --webhook-concurrency
+  kSubscriptionLimit = 1U << 8,  // --max-subscriptions-per-user
+  kAllOptions = kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway | kWebhooks | kSubscriptionLimit,
 };
 
 // Registers the chosen options on `app` (flags and INTERCOMM_* env names), each

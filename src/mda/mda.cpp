@@ -13,7 +13,9 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
+#include <mutex>
 #include <random>
+#include <set>
 
 namespace intercomm::mda {
 namespace {
@@ -36,7 +38,9 @@ std::int64_t unix_seconds() {
 class Jobs {
  public:
   Jobs(store::Store& store, bus::Bus& bus, MdaOptions options)
-      : store_(store), bus_(bus), options_(std::move(options)) {}
+      : store_(store), bus_(bus), options_(std::move(options)) {
+    if (!options_.client) options_.client = std::make_shared<WebhookClient>(options_.webhook);
+  }
 
   Result<json::value> deliver_message(const json::object& params) {
     auto message = message_param(params, {"message", "seqs"});
@@ -100,6 +104,14 @@ class Jobs {
     const std::string subscription_id(id->get_string());
 
     const std::string key = store::subscription_key(owner, subscription_id);
+    InFlight claim(*this, key);
+    if (!claim.held) {
+      if (auto queued = queue_webhook(*message, owner, subscription_id, attempt_number, options_.busy_wait, false);
+          !queued) {
+        return queued.error();
+      }
+      return json::object{{"outcome", "deferred"}};
+    }
     auto stored = store_.get(store::kSubscriptions, key);
     if (!stored) return unavailable(stored.error().message);
     if (!stored->has_value()) return json::object{{"outcome", "subscription_removed"}};
@@ -115,11 +127,13 @@ class Jobs {
                                      {"timestamp", core::format_rfc3339(std::chrono::system_clock::now())},
                                      {"data", core::to_json(*message)}});
     const WebhookAttempt attempt =
-        post_webhook(url, body,
-                     {{"webhook-id", message->message_id},
-                      {"webhook-timestamp", std::to_string(timestamp)},
-                      {"webhook-signature", sign_webhook(secret, message->message_id, timestamp, body)}},
-                     options_.webhook);
+        options_.client
+            ->post(url, body,
+                   {{"webhook-id", message->message_id},
+                    {"webhook-timestamp", std::to_string(timestamp)},
+                    {"webhook-signature", sign_webhook(secret, message->message_id, timestamp, body)}})
+            .get();
+    if (attempt.cancelled) return unavailable("webhook attempt cancelled: stopping");
 
     const bool last = attempt_number > options_.retry_schedule.size();
     const std::string outcome = attempt.delivered() ? "delivered" : last ? "failed" : "retrying";
@@ -159,6 +173,24 @@ class Jobs {
   }
 
  private:
+  // Claims a subscription for one attempt; released when it goes out of scope.
+  struct InFlight {
+    InFlight(Jobs& jobs, std::string key) : jobs_(jobs), key_(std::move(key)) {
+      std::lock_guard lock(jobs_.in_flight_mu_);
+      held = jobs_.in_flight_.insert(key_).second;
+    }
+    ~InFlight() {
+      if (!held) return;
+      std::lock_guard lock(jobs_.in_flight_mu_);
+      jobs_.in_flight_.erase(key_);
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    Jobs& jobs_;
+    std::string key_;
+    bool held = false;
+  };
+
   Result<core::Message> message_param(const json::object& params,
                                       std::initializer_list<std::string_view> allowed) {
     for (const auto& member : params) {
@@ -195,10 +227,10 @@ class Jobs {
   }
 
   // Queues attempt `attempt` for one subscription: now (into inter_comm), or
-  // after `wait` (into its delay queue, shortened by up to the jitter).
+  // after `wait` (into its delay queue, shortened by up to the jitter when asked).
   Result<void> queue_webhook(const core::Message& message, const std::string& user,
                              const std::string& subscription_id, std::uint32_t attempt,
-                             std::optional<std::chrono::milliseconds> wait) {
+                             std::optional<std::chrono::milliseconds> wait, bool jitter = true) {
     core::jsonrpc::Request job{"deliver_webhook",
                                json::object{{"message", core::to_json(message)},
                                             {"user", user},
@@ -212,7 +244,7 @@ class Jobs {
     if (wait) {
       exchange.clear();  // the default exchange: straight into the delay queue
       envelope.routing_key = delay_queue(*wait);
-      if (options_.retry_jitter > 0) {
+      if (jitter && options_.retry_jitter > 0) {
         thread_local std::mt19937_64 random{std::random_device{}()};
         std::uniform_real_distribution<double> cut(0.0, options_.retry_jitter);
         envelope.expiration = std::chrono::milliseconds(std::max<std::int64_t>(
@@ -232,7 +264,7 @@ class Jobs {
     envelope.routing_key = "deliver_webhook";
     envelope.body = core::jsonrpc::serialize(job);
     envelope.headers["x-first-death-reason"] = "webhook_failed";
-    envelope.headers["x-first-death-queue"] = bus::worker_queue(kWorkerName);
+    envelope.headers["x-first-death-queue"] = bus::worker_queue(kWebhookWorkerName);
     envelope.headers[bus::kFirstDeathTimeHeader] = std::to_string(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
             .count());
@@ -255,6 +287,8 @@ class Jobs {
   store::Store& store_;
   bus::Bus& bus_;
   MdaOptions options_;
+  std::mutex in_flight_mu_;
+  std::set<std::string> in_flight_;  // subscriptions with an attempt in flight
 };
 
 }  // namespace
@@ -282,9 +316,11 @@ std::string delay_queue(std::chrono::milliseconds wait) {
   return fmt::format("inter_comm.delay.{}ms", wait.count());
 }
 
-core::Result<void> register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus,
-                                 MdaOptions options) {
-  for (const auto wait : options.retry_schedule) {
+core::Result<void> register_jobs(worker::Worker& live, worker::Worker& webhooks, store::Store& store,
+                                 bus::Bus& bus, MdaOptions options) {
+  std::set<std::chrono::milliseconds> waits(options.retry_schedule.begin(), options.retry_schedule.end());
+  waits.insert(options.busy_wait);
+  for (const auto wait : waits) {
     bus::QueueSpec delay;
     delay.name = delay_queue(wait);
     delay.type = bus::QueueType::quorum;  // replicated: a node lost keeps every scheduled retry
@@ -295,10 +331,10 @@ core::Result<void> register_jobs(worker::Worker& worker, store::Store& store, bu
     if (auto declared = bus.declare_queue(delay); !declared) return declared.error();
   }
   auto jobs = std::make_shared<Jobs>(store, bus, std::move(options));
-  worker.on("deliver_message", [jobs](const json::object& params, const worker::JobContext&) {
+  live.on("deliver_message", [jobs](const json::object& params, const worker::JobContext&) {
     return jobs->deliver_message(params);
   });
-  worker.on("deliver_webhook", [jobs](const json::object& params, const worker::JobContext&) {
+  webhooks.on("deliver_webhook", [jobs](const json::object& params, const worker::JobContext&) {
     return jobs->deliver_webhook(params);
   });
   return {};

@@ -17,6 +17,7 @@ struct MtaOptions {
   std::size_t default_page = 50;
   std::size_t max_page = 100;
   std::chrono::milliseconds publish_timeout{5000};  // queuing deliver_message
+  std::size_t max_subscriptions_per_user = 10;      // webhooks per user; subscribe_user beyond is -32009
 };
 
 // Registers on `worker` the jobs the MTA owns:
@@ -37,7 +38,8 @@ struct MtaOptions {
 //                    `limit` items or core::kPageBudgetBytes, and next/next_seq
 //                    continue it (null at the end). after/before name a message
 //                    of this inbox by id.
-//  subscribe_user    {"user","webhook":{"url"}} -> the subscription with its secret
+//  subscribe_user    {"user","webhook":{"url"}} -> the subscription with its secret;
+//                    -32009 when the user has max_subscriptions_per_user already
 //  list_subscriptions {"user"} -> {"subscriptions":[...]} (secrets left out)
 //  unsubscribe_user  {"user","subscription_id"} -> {"removed":true}; unknown -32004
 //  claim_idempotency_key {"user","key","message":{message_id,created_at,receiver,body}}

@@ -56,6 +56,17 @@ JobResult subscribe_user(Context& context, const json::object& params) {
   if (!user) return user.error();
   auto url = webhook_url(params);
   if (!url) return url.error();
+  // Each message fans out to every subscription: the cap bounds what one
+  // message costs. Two concurrent subscribes may both pass it (at most one
+  // over per concurrent request).
+  const std::size_t cap = context.options.max_subscriptions_per_user;
+  auto existing = context.store.range(store::kSubscriptions, *user,
+                                      store::RangeQuery{std::nullopt, std::nullopt, cap, store::Order::ascending});
+  if (!existing) return unavailable(existing.error());
+  if (existing->entries.size() >= cap) {
+    return Error::of(ErrorCode::conflict,
+                     fmt::format("{} has {} webhook subscriptions, the most allowed: remove one first", *user, cap));
+  }
   const std::string id = core::new_message_id();
   json::object subscription{
       {"subscription_id", id},      {"user", *user},

@@ -12,7 +12,7 @@ import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const [binary, mode, shots] = process.argv.slice(2);
-const secret = "browser-secret";
+const secret = "browser-secret-0123456789abcdef0123456789abcdef";
 const suffix = Date.now().toString(36);
 const alice = `alice_${suffix}`;
 const bob = `bob_${suffix}`;

@@ -25,7 +25,7 @@ using intercomm::testing::ChildProcess;
 using intercomm::testing::Client;
 using namespace std::chrono_literals;
 
-constexpr const char* kSecret = "bus-down-secret";
+constexpr const char* kSecret = "bus-down-secret-0123456789abcdef0123456789abcdef";
 
 TEST(BusDown, SendsAre503WhileRabbitMqIsStoppedAnd202AfterItIsBack) {
   const std::string dir = intercomm::testing::servers_dir() + "/bus-down-" + std::to_string(getpid());

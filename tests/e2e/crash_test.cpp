@@ -21,7 +21,7 @@ using intercomm::testing::ChildProcess;
 using intercomm::testing::Client;
 using namespace std::chrono_literals;
 
-constexpr const char* kSecret = "crash-secret";
+constexpr const char* kSecret = "crash-secret-0123456789abcdef0123456789abcdef";
 
 // Starts `intercomm run` on `store`; returns its port (0 when it did not start).
 std::uint16_t start(std::unique_ptr<ChildProcess>& process, const std::string& store) {

@@ -27,7 +27,7 @@ using intercomm::testing::DeploymentOptions;
 using intercomm::testing::WsClient;
 using namespace std::chrono_literals;
 
-constexpr const char* kSecret = "delivery-secret";
+constexpr const char* kSecret = "delivery-secret-0123456789abcdef0123456789abcdef";
 
 // A message frame as the socket delivered it.
 struct Frame {

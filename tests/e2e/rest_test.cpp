@@ -25,7 +25,7 @@ using intercomm::testing::ChildProcess;
 using intercomm::testing::Client;
 using namespace std::chrono_literals;
 
-constexpr const char* kSecret = "e2e-secret";
+constexpr const char* kSecret = "e2e-secret-0123456789abcdef0123456789abcdef";
 
 std::string bearer(const std::string& user, std::chrono::seconds ttl = 3600s) {
   return "Authorization: Bearer " + intercomm::gateway::mint_hs256(kSecret, user, ttl);

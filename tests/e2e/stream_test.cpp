@@ -18,7 +18,7 @@ using intercomm::testing::Client;
 using intercomm::testing::WsClient;
 using namespace std::chrono_literals;
 
-constexpr const char* kSecret = "stream-secret";
+constexpr const char* kSecret = "stream-secret-0123456789abcdef0123456789abcdef";
 
 std::string token(const std::string& user, std::chrono::seconds ttl = 3600s) {
   return intercomm::gateway::mint_hs256(kSecret, user, ttl);

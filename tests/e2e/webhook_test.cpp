@@ -26,7 +26,7 @@ using intercomm::testing::Client;
 using intercomm::testing::WebhookReceiver;
 using namespace std::chrono_literals;
 
-constexpr const char* kSecret = "webhook-secret";
+constexpr const char* kSecret = "webhook-secret-0123456789abcdef0123456789abcdef";
 const std::vector<std::string> kWebhookFlags{"--webhook-retry-schedule", "300ms,300ms,300ms",
                                              "--allow-private-webhooks"};
 

@@ -39,7 +39,7 @@ driver=$PWD/build/$kind/tests/faults/fault_driver
 dir=$PWD/build/faults-$kind
 rm -rf "$dir"
 mkdir -p "$dir"
-secret=faults-secret
+secret=faults-secret-0123456789abcdef0123456789abcdef
 
 declare -A command pid
 servers=()  # "script dir" of servers to stop at the end

@@ -46,6 +46,7 @@ Deployment::Deployment(const std::string& mode, std::string secret, DeploymentOp
     for (int i = 0; i < count; ++i) {
       std::vector<std::string> args{INTERCOMM_BINARY, worker, "--amqp", amqp, "--store", redis};
       if (worker == "mta") args.insert(args.end(), options.worker_args.begin(), options.worker_args.end());
+      if (worker == "mda") args.insert(args.end(), options.mda_args.begin(), options.mda_args.end());
       if (!start(std::move(args), "intercomm " + worker + ": serving")) return;
     }
   }

@@ -22,6 +22,7 @@ struct DeploymentOptions {
   int gateways = 2;
   std::vector<std::string> extra_args;   // for every `run` / `gateway` process
   std::vector<std::string> worker_args;  // for every `mta` (split mode)
+  std::vector<std::string> mda_args;     // for every `mda` (split mode); `run` takes them from extra_args
 };
 
 class Deployment {

@@ -29,7 +29,10 @@ class WebhookReceiver {
   };
 
   // `status_for(n)`: the status to answer the n-th request with (0-based).
-  explicit WebhookReceiver(std::function<int(std::size_t)> status_for) : status_for_(std::move(status_for)) {
+  // With keep_alive, one connection may carry many requests (else each
+  // response closes it).
+  explicit WebhookReceiver(std::function<int(std::size_t)> status_for, bool keep_alive = false)
+      : status_for_(std::move(status_for)), keep_alive_(keep_alive) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -52,6 +55,9 @@ class WebhookReceiver {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
 
+  // Connections accepted so far.
+  std::size_t connections() const { return connections_; }
+
   // Waits until `count` requests came (or `timeout`); returns them all.
   std::vector<Request> wait_for(std::size_t count, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
@@ -66,24 +72,28 @@ class WebhookReceiver {
       if (poll(&waiting, 1, 50) <= 0) continue;
       const int client = accept(fd_, nullptr, nullptr);
       if (client < 0) continue;
-      timeval timeout{5, 0};
+      ++connections_;
+      timeval timeout{keep_alive_ ? 1 : 5, 0};
       setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
       Request request;
-      if (read_request(client, request)) {
+      while (!stopping_ && read_request(client, request)) {
         std::size_t index;
         {
           std::lock_guard lock(mu_);
           index = requests_.size();
         }
         const int status = status_for_(index);
-        const std::string response =
-            "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        const std::string response = "HTTP/1.1 " + std::to_string(status) +
+                                     " X\r\nContent-Length: 2\r\nConnection: " +
+                                     (keep_alive_ ? "keep-alive" : "close") + "\r\n\r\nok";
         (void)::send(client, response.data(), response.size(), MSG_NOSIGNAL);
         {
           std::lock_guard lock(mu_);
           requests_.push_back(std::move(request));
         }
         cv_.notify_all();
+        if (!keep_alive_) break;
+        request = Request{};
       }
       close(client);
     }
@@ -128,6 +138,8 @@ class WebhookReceiver {
   }
 
   std::function<int(std::size_t)> status_for_;
+  bool keep_alive_ = false;
+  std::atomic<std::size_t> connections_{0};
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -1,6 +1,7 @@
 #include "mda/webhook.hpp"  // first: the header is self-contained
 
 #include "mda/mda.hpp"
+#include "support/tarpit.hpp"
 #include "support/webhook_receiver.hpp"
 
 #include <arpa/inet.h>
@@ -27,10 +28,15 @@ TEST(WebhookSignature, MatchesTheStandardWebhooksTestVector) {
 TEST(WebhookTargets, PrivateAndLoopbackAddressesAreNamed) {
   for (const char* ip :
        {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.1.1", "0.0.0.0",
-        "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1", "not-an-ip"}) {
+        "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1", "not-an-ip",
+        // What the filter missed before: NAT64 and 6to4 embedding private
+        // addresses, IPv4-compatible, site-local, benchmarking, IETF, reserved.
+        "64:ff9b::a00:1", "64:ff9b::7f00:1", "2002:c0a8:101::1", "2002:7f00:1::", "::10.0.0.1", "::8.8.8.8",
+        "fec0::1", "198.18.0.1", "198.19.255.255", "192.0.0.8", "240.0.0.1", "255.255.255.255"}) {
     EXPECT_TRUE(is_private_address(ip)) << ip;
   }
-  for (const char* ip : {"8.8.8.8", "172.32.0.1", "93.184.216.34", "2606:4700::1111"}) {
+  for (const char* ip : {"8.8.8.8", "172.32.0.1", "93.184.216.34", "2606:4700::1111", "64:ff9b::808:808",
+                         "2002:808:808::1", "198.20.0.1", "192.0.1.1"}) {
     EXPECT_FALSE(is_private_address(ip)) << ip;
   }
 }
@@ -111,6 +117,58 @@ TEST(WebhookClient, HttpsRefusesACertificateItCannotVerify) {
   EXPECT_FALSE(attempt.delivered());
   EXPECT_EQ(attempt.status, 0);
   EXPECT_NE(attempt.error.find("TLS"), std::string::npos) << attempt.error;
+}
+
+TEST(WebhookClient, AReceiverThatNeverAnswersEndsAtTheDeadline) {
+  intercomm::testing::Tarpit tarpit;
+  WebhookOptions options;
+  options.allow_private = true;
+  options.timeout = 300ms;
+  auto attempt = post_webhook(tarpit.url(), "{}", {}, options);
+  EXPECT_FALSE(attempt.delivered());
+  EXPECT_FALSE(attempt.cancelled);
+  EXPECT_EQ(attempt.status, 0);
+  EXPECT_NE(attempt.error.find("no response within 300 ms"), std::string::npos) << attempt.error;
+  EXPECT_EQ(tarpit.accepted(), 1U);
+}
+
+TEST(WebhookClient, StopEndsEveryAttemptInFlightAtOnce) {
+  intercomm::testing::Tarpit tarpit;
+  WebhookOptions options;
+  options.allow_private = true;
+  options.timeout = 10min;  // only stop() can end them
+  WebhookClient client(options);
+  std::vector<std::future<WebhookAttempt>> attempts;
+  for (int i = 0; i < 20; ++i) attempts.push_back(client.post(tarpit.url(), "{}", {}));
+  for (int i = 0; i < 200 && tarpit.accepted() < 20; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(tarpit.accepted(), 20U);
+  EXPECT_EQ(client.stats().in_flight, 20U);
+  client.stop();
+  for (auto& attempt : attempts) {
+    ASSERT_EQ(attempt.wait_for(0s), std::future_status::ready);  // stop() returned: all ended
+    const auto ended = attempt.get();
+    EXPECT_TRUE(ended.cancelled) << ended.error;
+    EXPECT_FALSE(ended.delivered());
+  }
+  EXPECT_EQ(client.stats().in_flight, 0U);
+  const auto after = client.post(tarpit.url(), "{}", {}).get();  // refused at once after stop
+  EXPECT_TRUE(after.cancelled);
+}
+
+TEST(WebhookClient, ReusesAKeptAliveConnection) {
+  intercomm::testing::WebhookReceiver receiver([](std::size_t) { return 200; }, /*keep_alive=*/true);
+  WebhookOptions options;
+  options.allow_private = true;
+  options.timeout = 5s;
+  WebhookClient client(options);
+  for (int i = 0; i < 3; ++i) {
+    const auto attempt = client.post(receiver.url(), "{\"n\":" + std::to_string(i) + "}", {}).get();
+    EXPECT_TRUE(attempt.delivered()) << attempt.error;
+  }
+  EXPECT_EQ(receiver.wait_for(3, 5s).size(), 3U);
+  EXPECT_EQ(receiver.connections(), 1U);
+  EXPECT_EQ(client.stats().attempts, 3U);
+  EXPECT_EQ(client.stats().reused, 2U);
 }
 
 TEST(RetrySchedule, ParsesUnitsAndRefusesNonsense) {
