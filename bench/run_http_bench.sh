@@ -91,7 +91,7 @@ kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== intercomm run (embedded: in-process bus, RocksDB)" >&2
 port=$(free_port)
-"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
+"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn --rate-limits send=off \
   > "$dir/embedded.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/healthz"
@@ -103,7 +103,7 @@ amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
 redis=$(tests/support/redis.sh start "$dir/redis")
 start_worker mta "$amqp" "$redis"
 port=$(free_port)
-"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn --rate-limits send=off \
   > "$dir/gateway.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/healthz"

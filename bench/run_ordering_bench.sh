@@ -92,7 +92,7 @@ deploy() {  # MODE VARIANT
   if [[ $2 == before ]]; then bin=$old_bin; else lanes=(--lanes "$2"); fi
   if [[ $1 == embedded ]]; then
     rm -rf "$dir/embedded" "$dir/embedded-bus"
-    "$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
+    "$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn --rate-limits send=off \
       "${lanes[@]}" > "$dir/embedded.log" 2>&1 &
     pids+=($!)
   else
@@ -101,7 +101,7 @@ deploy() {  # MODE VARIANT
     pids+=($!)
     for _ in $(seq 300); do grep -q "intercomm mta: serving" "$dir/mta.log" && break; sleep 0.1; done
     start_worker mda "$amqp" "$redis"
-    "$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+    "$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn --rate-limits send=off \
       > "$dir/gateway.log" 2>&1 &
     pids+=($!)
   fi

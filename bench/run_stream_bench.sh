@@ -20,7 +20,7 @@ secret=bench-secret-0123456789abcdef0123456789abcdef
 
 echo "## embedded (intercomm run)"
 port=$(free_port)
-"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
+"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn --rate-limits send=off \
   --max-connections 20000 > "$dir/embedded.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/healthz"
@@ -34,7 +34,7 @@ redis=$(tests/support/redis.sh start "$dir/redis")
 start_worker mta "$amqp" "$redis"
 start_worker mda "$amqp" "$redis"
 port=$(free_port)
-"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn --rate-limits send=off \
   --max-connections 20000 > "$dir/gateway.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/healthz"

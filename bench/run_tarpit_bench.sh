@@ -44,7 +44,7 @@ compare() {  # PORT PID
 
 echo "## embedded (intercomm run)"
 port=$(free_port)
-"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
+"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn --rate-limits send=off \
   "${hooks[@]}" > "$dir/embedded.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/healthz"
@@ -60,7 +60,7 @@ start_worker mta "$amqp" "$redis"
 pids+=($!)
 for _ in $(seq 300); do grep -q "intercomm mda: serving" "$dir/mda.log" && break; sleep 0.1; done
 port=$(free_port)
-"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn --rate-limits send=off \
   > "$dir/gateway.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/healthz"

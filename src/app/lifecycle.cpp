@@ -6,6 +6,9 @@
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/ip/address.hpp>
+#include <sys/resource.h>
+
 #include <cstdio>
 
 namespace intercomm::app {
@@ -46,6 +49,40 @@ std::unique_ptr<bus::Bus> connect_rabbitmq(const core::Config& config, std::stri
     return nullptr;
   }
   return connection;
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(std::string(host), ec);
+  return !ec && address.is_loopback();
+}
+
+core::Result<std::size_t> fit_connections_to_fd_limit(std::size_t max_connections, bool explicitly_set) {
+  // The store, the journal, the bus, webhook connections, logs: what the
+  // process needs besides its clients' sockets.
+  constexpr rlim_t kOwnFiles = 256;
+  const rlim_t needed = static_cast<rlim_t>(max_connections) + kOwnFiles;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return max_connections;
+  if (limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = std::min(needed, limit.rlim_max);
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur >= needed) return max_connections;
+  const std::size_t fits = limit.rlim_cur > kOwnFiles * 2 ? static_cast<std::size_t>(limit.rlim_cur - kOwnFiles)
+                                                           : static_cast<std::size_t>(limit.rlim_cur / 2);
+  if (explicitly_set) {
+    return core::Error::of(
+        core::ErrorCode::invalid_params,
+        fmt::format("--max-connections {} needs {} file descriptors and the limit is {} (ulimit -n, hard limit "
+                    "{}): raise the limit or pass --max-connections {} or less",
+                    max_connections, needed, limit.rlim_cur, limit.rlim_max, fits));
+  }
+  spdlog::warn("at most {} connections instead of {}: the file descriptor limit is {} (ulimit -n)", fits,
+               max_connections, limit.rlim_cur);
+  return fits;
 }
 
 }  // namespace intercomm::app

@@ -58,6 +58,18 @@ int mint_token(const Config& config, const std::string& user, long ttl) {
   return 0;
 }
 
+// Fits --max-connections to the file descriptor limit (see
+// fit_connections_to_fd_limit); false after saying why it cannot.
+bool fit_connections(Config& config, std::string_view who) {
+  auto fits = intercomm::app::fit_connections_to_fd_limit(config.max_connections, config.max_connections_given);
+  if (!fits) {
+    fmt::print(stderr, "intercomm {}: {}\n", who, fits.error().message);
+    return false;
+  }
+  config.max_connections = *fits;
+  return true;
+}
+
 intercomm::gateway::ServerOptions server_options(const Config& config, intercomm::gateway::Metrics& metrics) {
   auto listen = intercomm::core::parse_host_port(config.listen);  // checked by CLI11 already
   intercomm::gateway::ServerOptions options;
@@ -83,13 +95,20 @@ std::optional<intercomm::gateway::ApiOptions> api_options(const Config& config,
       return std::nullopt;
     }
   }
-  auto verifier = intercomm::gateway::TokenVerifier::make(config.secret, public_key);
+  auto verifier = intercomm::gateway::TokenVerifier::make(
+      config.secret, public_key, intercomm::gateway::TokenRules{config.jwt_audience, config.jwt_issuer});
   if (!verifier) {
     fmt::print(stderr, "intercomm {}: {}\n", who, verifier.error().message);
     return std::nullopt;
   }
+  auto limits = intercomm::gateway::RateLimits::parse(config.rate_limits);
+  if (!limits) {
+    fmt::print(stderr, "intercomm {}: --rate-limits: {}\n", who, limits.error().message);
+    return std::nullopt;
+  }
   intercomm::gateway::ApiOptions options;
   options.verifier = std::move(*verifier);
+  options.rate_limits = *limits;
   options.limits.max_body_bytes = config.max_body_bytes;
   options.rpc_timeout = std::chrono::milliseconds(config.rpc_timeout_ms);
   options.publish_timeout = std::chrono::milliseconds(config.publish_timeout_ms);
@@ -112,8 +131,9 @@ intercomm::gateway::StreamOptions stream_options(const Config& config) {
 }
 
 // intercomm gateway: REST over RabbitMQ until SIGTERM.
-int run_gateway(const Config& config) {
+int run_gateway(Config config) {
   intercomm::core::logging::init(config.log_format, config.log_level);
+  if (!fit_connections(config, "gateway")) return 2;
   if (config.secret.empty() && config.jwt_public_key.empty()) {
     fmt::print(stderr,
                "intercomm gateway: no token key: pass --secret (HS256) or --jwt-public-key (RS256), "
@@ -159,16 +179,32 @@ int run_gateway(const Config& config) {
 // intercomm run: gateway + MTA in one process, in-process bus (or --amqp), --store.
 int run_all_in_one(Config config, const WorkerFlags& flags) {
   intercomm::core::logging::init(config.log_format, config.log_level);
+  if (!fit_connections(config, "run")) return 2;
+  const bool dev_secret = config.secret.empty();
+  if (dev_secret) {
+    // Development mode mints tokens for anyone who asks (/v1/dev/token): only
+    // where nobody else can ask.
+    const auto listen = intercomm::core::parse_host_port(config.listen);
+    if (config.amqp_given || !intercomm::app::is_loopback_host(listen->host)) {
+      fmt::print(stderr,
+                 "intercomm run: no --secret: development mode (a generated secret, tokens for anyone at "
+                 "/v1/dev/token) runs only on a loopback --listen with the in-process bus; pass --secret "
+                 "(or INTERCOMM_SECRET) of at least {} bytes, e.g. from: openssl rand -hex 32\n",
+                 intercomm::core::kMinSecretBytes);
+      return 2;
+    }
+    config.secret = random_hex(32);
+  }
   auto store = intercomm::store::open_store(config.store);
   if (!store) {
     fmt::print(stderr, "intercomm run: {}\n", store.error().message);
     return 1;
   }
-  const bool dev_secret = config.secret.empty();
-  if (dev_secret) config.secret = random_hex(32);
+
   intercomm::gateway::Metrics metrics;
   auto options = api_options(config, metrics, "run");
   if (!options) return 2;
+  const auto dev_token_limit = options->rate_limits.dev_token;
 
   std::shared_ptr<intercomm::bus::InprocBroker> broker;
   const auto connect = [&]() -> std::unique_ptr<intercomm::bus::Bus> {
@@ -237,7 +273,11 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     return !mta.stats().circuit_open && !mda.live().stats().circuit_open && !mda.webhooks().stats().circuit_open;
   };
   intercomm::gateway::add_api_routes(router, *gateway_bus, **rpc, std::move(*options));
-  intercomm::gateway::add_web_routes(router, {dev_secret ? config.secret : std::string()});
+  intercomm::gateway::WebOptions web;
+  if (dev_secret) web.dev_secret = config.secret;
+  web.dev_token_limit = dev_token_limit;
+  web.metrics = &metrics;
+  intercomm::gateway::add_web_routes(router, std::move(web));
   const auto listen = server_options(config, metrics);
   intercomm::gateway::HttpServer server(router, listen);
   auto port = server.start();
@@ -340,7 +380,10 @@ int main(int argc, char** argv) {
     fmt::print("{}", describe(config));
     return 0;
   }
-  if (gateway->parsed()) return run_gateway(config);
+  if (gateway->parsed()) {
+    finish_config(*gateway, config);
+    return run_gateway(config);
+  }
   if (mta->parsed()) return intercomm::app::run_mta(config, worker_flags);
   if (mda->parsed()) return intercomm::app::run_mda(config, worker_flags);
   if (token->parsed()) return mint_token(config, token_user, token_ttl);

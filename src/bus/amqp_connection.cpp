@@ -198,8 +198,13 @@ bool AmqpCore::connect() {
 
 bool AmqpCore::connect_to(std::string url) {
   amqp_connection_info info{};
+  const std::string masked = core::mask_url_password(url);  // amqp_parse_url cuts `url` up in place
   if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) {
-    log_once("bus: cannot parse the AMQP URL " + core::mask_url_password(url));
+    log_once("bus: cannot parse the AMQP URL " + masked);
+    return false;
+  }
+  if (info.ssl) {  // the flags refuse amqps:// already; a plain socket must never stand in for TLS
+    log_once("bus: " + masked + ": amqps (TLS) is not supported");
     return false;
   }
   conn_ = amqp_new_connection();

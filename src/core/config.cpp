@@ -45,8 +45,19 @@ std::string check_max_body(const std::string& value) {
 
 std::string check_amqp(const std::string& value) {
   const std::string_view v = value;
-  if ((v.starts_with("amqp://") && v.size() > 7) || (v.starts_with("amqps://") && v.size() > 8)) return {};
+  if (v.starts_with("amqps://")) {
+    return "amqps:// (TLS) is not supported: intercomm speaks plain AMQP only; reach RabbitMQ over a trusted "
+           "network or a TLS tunnel with amqp://";
+  }
+  if (v.starts_with("amqp://") && v.size() > 7) return {};
   return "must be an AMQP URL like amqp://user:password@host:5672/vhost";
+}
+
+// HS256 keys shorter than the hash are guessable offline from one token (RFC 7518 §3.2).
+std::string check_secret(const std::string& value) {
+  if (value.size() >= kMinSecretBytes) return {};
+  return fmt::format("must be at least {} bytes (this one has {}); make one with: openssl rand -hex 32",
+                     kMinSecretBytes, value.size());
 }
 
 }  // namespace
@@ -94,7 +105,9 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
         ->capture_default_str();
   }
   if (options & kSecret) {
-    app.add_option("--secret", config.secret, "HS256 token secret")->envname("INTERCOMM_SECRET");
+    app.add_option("--secret", config.secret, fmt::format("HS256 token secret, at least {} bytes", kMinSecretBytes))
+        ->envname("INTERCOMM_SECRET")
+        ->check(check_secret);
   }
   if (options & kLogging) {
     const std::map<std::string, LogFormat> formats{{"text", LogFormat::text}, {"json", LogFormat::json}};
@@ -123,6 +136,14 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
                    "PEM public key file: RS256 tokens verified with it are accepted too")
         ->envname("INTERCOMM_JWT_PUBLIC_KEY")
         ->check(CLI::ExistingFile);
+    app.add_option("--rate-limits", config.rate_limits,
+                   "Rate limits, e.g. send=50/s:200,subscription=30/m:10,dev_token=30/m:10,auth_failure=60/m:20 "
+                   "(per user, per user, per address, per address; RATE/UNIT:BURST or off)")
+        ->envname("INTERCOMM_RATE_LIMITS");
+    app.add_option("--jwt-audience", config.jwt_audience, "When set, a token's aud must name it")
+        ->envname("INTERCOMM_JWT_AUDIENCE");
+    app.add_option("--jwt-issuer", config.jwt_issuer, "When set, a token's iss must be it")
+        ->envname("INTERCOMM_JWT_ISSUER");
     app.add_option("--rpc-timeout-ms", config.rpc_timeout_ms, "Queries by RPC answer 504 after this")
         ->envname("INTERCOMM_RPC_TIMEOUT_MS")
         ->check(CLI::Range(std::uint32_t{1}, std::uint32_t{600000}))
@@ -165,6 +186,8 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
 void finish_config(const CLI::App& app, Config& config) {
   const auto* amqp = app.get_option_no_throw("--amqp");
   config.amqp_given = amqp != nullptr && amqp->count() > 0;
+  const auto* connections = app.get_option_no_throw("--max-connections");
+  config.max_connections_given = connections != nullptr && connections->count() > 0;
 }
 
 std::string mask_url_password(std::string_view url) {
@@ -200,7 +223,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
 std::string describe(const Config& config) {
   std::string out;
   const auto line = [&](std::string_view name, std::string_view value) {
-    out += fmt::format("{:<15} = {}\n", name, value);
+    out += fmt::format("{:<19} = {}\n", name, value);
   };
   line("listen", config.listen);
   line("amqp", mask_url_passwords(config.amqp));
@@ -211,6 +234,9 @@ std::string describe(const Config& config) {
   line("max-body-bytes", std::to_string(config.max_body_bytes));
   line("max-connections", std::to_string(config.max_connections));
   line("jwt-public-key", config.jwt_public_key.empty() ? "(not set)" : config.jwt_public_key);
+  line("rate-limits", config.rate_limits.empty() ? "(defaults)" : config.rate_limits);
+  line("jwt-audience", config.jwt_audience.empty() ? "(not checked)" : config.jwt_audience);
+  line("jwt-issuer", config.jwt_issuer.empty() ? "(not checked)" : config.jwt_issuer);
   line("rpc-timeout-ms", std::to_string(config.rpc_timeout_ms));
   line("publish-timeout-ms", std::to_string(config.publish_timeout_ms));
   line("webhook-retries", config.webhook_retry_schedule);

@@ -19,6 +19,7 @@ namespace intercomm::core {
 
 enum class LogFormat { text, json };
 
+
 // One struct for every service; each subcommand registers the options it uses.
 // Precedence: command-line flag, then environment variable, then default.
 struct Config {
@@ -34,7 +35,12 @@ struct Config {
   std::size_t max_body_bytes = 64 * 1024;
   // Gateway only:
   std::size_t max_connections = 10000;  // open HTTP/WebSocket connections; beyond, new ones are closed
+  bool max_connections_given = false;   // set explicitly: refused (not lowered) when the fd limit is short
   std::string jwt_public_key;           // PEM file: also accept RS256 tokens verified with it
+  // Per-gateway rate limits, NAME=RATE/UNIT:BURST,... (gateway/rate_limit.hpp); empty: the defaults.
+  std::string rate_limits;
+  std::string jwt_audience;             // when set, tokens must carry it in aud
+  std::string jwt_issuer;               // when set, tokens must carry it as iss
   std::uint32_t rpc_timeout_ms = 5000;  // queries by RPC: 504 after this
   std::uint32_t publish_timeout_ms = 5000;  // a send's job confirmed by then (through a failover), else 503/504
   // MDA only:
@@ -54,7 +60,7 @@ enum ConfigOption : unsigned {
   kSecret = 1U << 3,
   kLogging = 1U << 4,
   kLimits = 1U << 5,
-  kGateway = 1U << 6,   // --max-connections, --jwt-public-key, --rpc-timeout-ms, --publish-timeout-ms
+  kGateway = 1U << 6,  // --max-connections, --jwt-public-key/-audience/-issuer, --rpc-timeout-ms, --publish-timeout-ms
   kWebhooks = 1U << 7,  // --webhook-retry-schedule, --webhook-timeout-ms, --allow-private-webhooks, --webhook-concurrency
   kSubscriptionLimit = 1U << 8,  // --max-subscriptions-per-user
   kAllOptions = kListen | kAmqp | kStore | kSecret | kLogging | kLimits | kGateway | kWebhooks | kSubscriptionLimit,
@@ -64,7 +70,7 @@ enum ConfigOption : unsigned {
 // with a check that rejects malformed values with a message saying what is expected.
 void add_config_options(CLI::App& app, Config& config, unsigned options);
 
-// Marks amqp_given after parsing (flag or environment).
+// Marks amqp_given and max_connections_given after parsing (flag or environment).
 void finish_config(const CLI::App& app, Config& config);
 
 struct HostPort {

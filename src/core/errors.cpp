@@ -25,6 +25,7 @@ std::string_view standard_message(ErrorCode code) noexcept {
     case ErrorCode::unauthorized: return "Unauthorized";
     case ErrorCode::unavailable: return "Unavailable";
     case ErrorCode::timeout: return "Timeout";
+    case ErrorCode::rate_limited: return "Too many requests";
   }
   return "Server error";
 }
@@ -42,6 +43,7 @@ int http_status(ErrorCode code) noexcept {
     case ErrorCode::unauthorized: return 401;
     case ErrorCode::unavailable: return 503;
     case ErrorCode::timeout: return 504;
+    case ErrorCode::rate_limited: return 429;
   }
   return 500;
 }

@@ -26,6 +26,7 @@ enum class ErrorCode : std::int32_t {
   unauthorized = -32001,  // no valid credentials (HTTP 401)
   unavailable = -32010,   // nothing could take the request now: bus down, no worker bound
   timeout = -32011,       // no answer before the deadline
+  rate_limited = -32029,  // a rate limit: retry after data.retry_after seconds (HTTP 429)
 };
 
 // Every code of the table, in table order (for documentation and tests).
@@ -33,7 +34,7 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::parse_error,    ErrorCode::invalid_request, ErrorCode::method_not_found,
     ErrorCode::invalid_params, ErrorCode::internal_error,  ErrorCode::not_found,
     ErrorCode::forbidden,      ErrorCode::conflict,        ErrorCode::unauthorized,
-    ErrorCode::unavailable,    ErrorCode::timeout,
+    ErrorCode::unavailable,    ErrorCode::timeout,         ErrorCode::rate_limited,
 };
 
 // "Parse error", "Invalid params", ...; "Server error" for a code not in the table.

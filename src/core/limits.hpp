@@ -37,4 +37,9 @@ inline constexpr std::size_t max_request_bytes(std::size_t max_body) {
   return max_body * kWorstJsonEscapeFactor + 4096;
 }
 
+// The shortest HS256 token secret taken anywhere (--secret, `intercomm
+// token`, the gateway's verifier): RFC 7518 §3.2 asks for a key at least as
+// long as the hash; a shorter one is guessable offline from a single token.
+inline constexpr std::size_t kMinSecretBytes = 32;
+
 }  // namespace intercomm::core

@@ -4,6 +4,7 @@
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
 #include "core/jsonrpc.hpp"
+#include "gateway/auth.hpp"
 #include "gateway/jwt.hpp"
 
 #include <fmt/core.h>
@@ -23,35 +24,13 @@ using core::Error;
 using core::ErrorCode;
 
 struct Context {
+  Context(bus::Bus& b, bus::RpcClient& r, ApiOptions o)
+      : bus(b), rpc(r), options(std::move(o)), guard(options.verifier, options.rate_limits, options.metrics) {}
   bus::Bus& bus;
   bus::RpcClient& rpc;
   ApiOptions options;
+  Guard guard;
 };
-
-HttpResponse unauthorized(const Error& error) {
-  auto response = error_response(error, 401);
-  response.headers.emplace_back(
-      "WWW-Authenticate",
-      fmt::format(R"(Bearer error="invalid_token", error_description="{}")", error.message));
-  return response;
-}
-
-// The token's claims, or the 401 to answer.
-core::Result<Claims> authenticate_claims(const HttpRequest& request, const TokenVerifier& verifier) {
-  const std::string header = request.header("authorization");
-  if (header.empty()) return Error::of(ErrorCode::unauthorized, "Authorization: Bearer <token> required");
-  if (header.size() < 8 || header.compare(0, 7, "Bearer ") != 0) {
-    return Error::of(ErrorCode::unauthorized, "Authorization: must be Bearer <token>");
-  }
-  return verifier.verify(std::string_view(header).substr(7));
-}
-
-// The authenticated user, or the 401 to answer.
-core::Result<std::string> authenticate(const HttpRequest& request, const TokenVerifier& verifier) {
-  auto claims = authenticate_claims(request, verifier);
-  if (!claims) return claims.error();
-  return claims->subject;
-}
 
 Error forbidden(std::string_view why) {
   return Error::of(ErrorCode::forbidden, std::string(why));
@@ -74,12 +53,12 @@ Handler authed(
     std::function<void(const HttpRequest&, const PathParams&, const std::string&, Responder)> handler) {
   return [context, handler = std::move(handler)](const HttpRequest& request, const PathParams& params,
                                                  Responder respond) {
-    auto user = authenticate(request, context->options.verifier);
-    if (!user) {
-      respond(unauthorized(user.error()));
+    auto claims = context->guard.authenticate(request);
+    if (!claims) {
+      respond(refusal(claims.error()));
       return;
     }
-    handler(request, params, *user, std::move(respond));
+    handler(request, params, claims->subject, std::move(respond));
   };
 }
 
@@ -389,10 +368,10 @@ WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequ
   if (const auto* seq = query->if_contains("after_seq")) cursor.after_seq = seq->to_number<std::uint64_t>();
   if (const auto* after = query->if_contains("after")) cursor.after_id = std::string(after->get_string());
   const auto* token = query->if_contains("access_token");
-  auto claims = token == nullptr ? authenticate_claims(request, context->options.verifier)
-                                 : context->options.verifier.verify(token->get_string());
+  auto claims = context->guard.authenticate(
+      request, token == nullptr ? std::nullopt : std::optional<std::string_view>(token->get_string()));
   if (!claims) {
-    upgrade.refusal = unauthorized(claims.error());
+    upgrade.refusal = refusal(claims.error());
     return upgrade;
   }
   upgrade.handler =
@@ -404,11 +383,14 @@ WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequ
 }  // namespace
 
 void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptions options) {
-  auto context = std::make_shared<Context>(Context{bus, rpc, std::move(options)});
+  auto context = std::make_shared<Context>(bus, rpc, std::move(options));
 
   router.add("POST", "/v1/messages", "send_message",
              authed(context, [context](const HttpRequest& request, const PathParams&, const std::string& user,
                                        Responder respond) {
+               if (auto spent = context->guard.spend(Guard::Limit::send, user); !spent) {
+                 return respond(refusal(spent.error()));
+               }
                post_message(context, request, user, std::move(respond));
              }));
 
@@ -418,14 +400,22 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
              message_route(context, "message: only its sender and receiver may see its deliveries",
                            "list_deliveries", {{"after", QueryKind::cursor}, {"limit", QueryKind::limit}}));
 
+  // A route on the caller's own resources; `limited`: it spends one of the
+  // user's subscription changes.
   const auto own =
       [context](std::string method, int status,
-                std::function<core::Result<json::object>(const HttpRequest&, const PathParams&)> params_of) {
-        return authed(
-            context, [context, method, status, params_of](const HttpRequest& request, const PathParams& path,
-                                                          const std::string& user, Responder respond) {
+                std::function<core::Result<json::object>(const HttpRequest&, const PathParams&)> params_of,
+                bool limited = false) {
+        return authed(context, [context, method, status, params_of, limited](
+                                   const HttpRequest& request, const PathParams& path, const std::string& user,
+                                   Responder respond) {
               if (path.at("user") != user)
                 return respond(error_response(forbidden("user: the token acts for another user")));
+              if (limited) {
+                if (auto spent = context->guard.spend(Guard::Limit::subscription, user); !spent) {
+                  return respond(refusal(spent.error()));
+                }
+              }
               auto params = params_of(request, path);
               if (!params) return respond(error_response(params.error()));
               rpc_call(*context, method, std::move(*params), request, user, status, std::move(respond));
@@ -453,7 +443,8 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                                       "body: must be a JSON object {\"webhook\":{\"url\"}}");
                    (*body)["user"] = path.at("user");
                    return body;
-                 }));
+                 },
+                 /*limited=*/true));
   router.add("GET", "/v1/users/{user}/subscriptions", "list_subscriptions",
              own("list_subscriptions", 200,
                  [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
@@ -464,7 +455,8 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
       own("unsubscribe_user", 204,
           [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
             return json::object{{"user", path.at("user")}, {"subscription_id", path.at("subscription_id")}};
-          }));
+          },
+          /*limited=*/true));
 
   if (context->options.stream) {
     router.add_websocket("/v1/stream", "stream",

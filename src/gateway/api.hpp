@@ -5,6 +5,7 @@
 #include "bus/rpc_client.hpp"
 #include "core/message.hpp"
 #include "gateway/jwt.hpp"
+#include "gateway/rate_limit.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/router.hpp"
 #include "gateway/stream.hpp"
@@ -17,6 +18,7 @@ namespace intercomm::gateway {
 
 struct ApiOptions {
   TokenVerifier verifier;  // HS256 secret, RS256 public key
+  RateLimits rate_limits;  // per user (sends, subscription changes) and per address (failed auth)
   std::chrono::milliseconds rpc_timeout{5000};
   std::chrono::milliseconds publish_timeout{5000};
   core::MessageLimits limits;
@@ -45,7 +47,7 @@ struct ApiOptions {
 //                                             Authorization or ?access_token= (browsers)
 //  GET  /healthz, /readyz, /metrics
 // Errors use the one JSON shape; bus trouble is 503 with Retry-After, an RPC
-// without reply in time 504.
+// without reply in time 504, a spent rate limit 429 with Retry-After.
 void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptions options);
 
 }  // namespace intercomm::gateway

@@ -17,6 +17,7 @@ struct HttpRequest {
   std::string target;                          // path and query, as sent
   std::map<std::string, std::string> headers;  // names lower-case
   std::string body;
+  std::string remote;  // the client's IP address (the peer's: a proxy in front shows as itself)
 
   std::string_view path() const;                    // target without the query
   std::string_view query() const;                   // after '?', or empty

@@ -1,6 +1,7 @@
 // HS256 and RS256 JWTs: base64url via OpenSSL's EVP block coding, HMAC and RSA via OpenSSL.
 #include "gateway/jwt.hpp"
 
+#include "core/limits.hpp"
 #include "core/message.hpp"
 
 #include <fmt/core.h>
@@ -11,6 +12,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <optional>
 
 namespace intercomm::gateway {
@@ -87,6 +89,7 @@ std::string claims_part(std::string_view subject, std::chrono::seconds ttl, Syst
 struct KeyRing {
   std::string_view secret;
   EVP_PKEY* public_key = nullptr;
+  const TokenRules* rules = nullptr;  // aud and iss to require, when set
 };
 
 core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, SystemClock::time_point now,
@@ -157,11 +160,19 @@ core::Result<Claims> verify_hs256(std::string_view token, std::string_view secre
 struct TokenVerifier::Keys {
   std::string secret;
   PKey public_key;
+  TokenRules rules;
 };
 
-core::Result<TokenVerifier> TokenVerifier::make(std::string secret, std::string_view public_key_pem) {
+core::Result<TokenVerifier> TokenVerifier::make(std::string secret, std::string_view public_key_pem,
+                                                TokenRules rules) {
   auto keys = std::make_shared<Keys>();
   keys->secret = std::move(secret);
+  keys->rules = std::move(rules);
+  if (!keys->secret.empty() && keys->secret.size() < core::kMinSecretBytes) {
+    return Error::of(ErrorCode::invalid_params,
+                     fmt::format("secret: at least {} bytes, this one has {}", core::kMinSecretBytes,
+                                 keys->secret.size()));
+  }
   if (!public_key_pem.empty()) {
     keys->public_key = read_pem_key(public_key_pem, false);
     if (!keys->public_key) {
@@ -180,7 +191,7 @@ core::Result<TokenVerifier> TokenVerifier::make(std::string secret, std::string_
 core::Result<Claims> TokenVerifier::verify(std::string_view token, SystemClock::time_point now,
                                            std::chrono::seconds leeway) const {
   if (!keys_) return refused("no key is configured to verify tokens");
-  return verify_with(token, KeyRing{keys_->secret, keys_->public_key.get()}, now, leeway);
+  return verify_with(token, KeyRing{keys_->secret, keys_->public_key.get(), &keys_->rules}, now, leeway);
 }
 
 namespace {
@@ -257,6 +268,20 @@ core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, Sy
     return refused("not valid yet (nbf)");
   if (const auto iat = number("iat"); iat && *iat > now_s + leeway.count())
     return refused("issued in the future (iat)");
+  if (keys.rules != nullptr && !keys.rules->issuer.empty()) {
+    const auto* iss = object.if_contains("iss");
+    if (iss == nullptr || !iss->is_string() || iss->get_string() != keys.rules->issuer) {
+      return refused("iss is not the expected issuer");
+    }
+  }
+  if (keys.rules != nullptr && !keys.rules->audience.empty()) {
+    // aud: one string, or an array of them (RFC 7519 §4.1.3).
+    const auto* aud = object.if_contains("aud");
+    const auto names = [&](const json::value& v) { return v.is_string() && v.get_string() == keys.rules->audience; };
+    bool ours = aud != nullptr && names(*aud);
+    if (aud != nullptr && aud->is_array()) ours = std::any_of(aud->get_array().begin(), aud->get_array().end(), names);
+    if (!ours) return refused("aud does not name this service");
+  }
   return Claims{std::string(sub->get_string()), *exp};
 }
 

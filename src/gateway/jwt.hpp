@@ -39,6 +39,13 @@ core::Result<std::string> mint_rs256(std::string_view private_key_pem, std::stri
                                      std::chrono::seconds ttl,
                                      SystemClock::time_point now = SystemClock::now());
 
+// Claims a deployment requires besides the signature, each when not empty:
+// `iss` equal to issuer; `aud` (a string or an array) naming audience.
+struct TokenRules {
+  std::string audience;
+  std::string issuer;
+};
+
 // The gateway's verifier: HS256 with the secret, and RS256 with a public key
 // when one is configured. The header's alg picks the check, and each alg only
 // ever uses its own key, so a token "signed" HS256 with the public key as the
@@ -47,8 +54,10 @@ core::Result<std::string> mint_rs256(std::string_view private_key_pem, std::stri
 class TokenVerifier {
  public:
   // `public_key_pem` may be empty (HS256 only); `secret` may be empty when a
-  // public key is given (RS256 only). Fails when neither is usable.
-  static core::Result<TokenVerifier> make(std::string secret, std::string_view public_key_pem = {});
+  // public key is given (RS256 only). Fails when neither is usable, or the
+  // secret is shorter than core::kMinSecretBytes.
+  static core::Result<TokenVerifier> make(std::string secret, std::string_view public_key_pem = {},
+                                          TokenRules rules = {});
 
   core::Result<Claims> verify(std::string_view token, SystemClock::time_point now = SystemClock::now(),
                               std::chrono::seconds leeway = std::chrono::seconds(30)) const;

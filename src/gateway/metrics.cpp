@@ -36,6 +36,11 @@ void Metrics::rpc_finished(std::string_view method, bool timed_out) {
   if (timed_out) ++rpc_timeouts_[std::string(method)];
 }
 
+void Metrics::rate_limited(std::string_view limit) {
+  std::lock_guard lock(mu_);
+  ++rate_limited_[std::string(limit)];
+}
+
 void Metrics::add_source(std::function<std::string()> render_family) {
   sources_.push_back(std::move(render_family));
 }
@@ -90,6 +95,13 @@ std::string Metrics::render() const {
   for (const auto& [method, count] : rpc_timeouts_) {
     out += fmt::format("intercomm_rpc_timeouts_total{{method=\"{}\"}} {}\n", method, count);
   }
+  family("intercomm_rate_limited_total", "counter", "Requests refused 429 by a rate limit, by limit.");
+  for (const auto& [limit, count] : rate_limited_) {
+    out += fmt::format("intercomm_rate_limited_total{{limit=\"{}\"}} {}\n", limit, count);
+  }
+  family("intercomm_accept_pauses_total", "counter",
+         "Times the gateway paused accepting: out of file descriptors (or memory).");
+  out += fmt::format("intercomm_accept_pauses_total {}\n", accept_pauses_.load(std::memory_order_relaxed));
   for (const auto& source : sources_) out += source();
   return out;
 }

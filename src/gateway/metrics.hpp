@@ -36,6 +36,11 @@ class Metrics {
   void job_published(std::string_view outcome);
   void rpc_finished(std::string_view method, bool timed_out);
 
+  // accept() failed for want of file descriptors (or memory): one back-off.
+  void accept_paused() noexcept { accept_pauses_.fetch_add(1, std::memory_order_relaxed); }
+  // A request refused 429 by the rate limit named `limit`.
+  void rate_limited(std::string_view limit);
+
   void websocket_opened() noexcept { websockets_.fetch_add(1, std::memory_order_relaxed); }
   void websocket_closed() noexcept { websockets_.fetch_sub(1, std::memory_order_relaxed); }
 
@@ -54,12 +59,14 @@ class Metrics {
 
   std::atomic<std::int64_t> in_flight_{0};
   std::atomic<std::int64_t> websockets_{0};
+  std::atomic<std::uint64_t> accept_pauses_{0};
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
   std::map<std::string, Latency> latency_;
   std::map<std::string, std::uint64_t> jobs_;
   std::map<std::string, std::uint64_t> rpc_calls_;
   std::map<std::string, std::uint64_t> rpc_timeouts_;
+  std::map<std::string, std::uint64_t> rate_limited_;
   std::vector<std::function<std::string()>> sources_;
 };
 

@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -24,6 +25,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 namespace intercomm::gateway {
 namespace {
@@ -36,6 +38,8 @@ using core::Error;
 using core::ErrorCode;
 
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr std::size_t kFirstRead = 4096;
 
 // Runs the router and resumes the coroutine with its response, on the
 // coroutine's executor, whichever thread the responder is called from.
@@ -53,7 +57,7 @@ auto async_dispatch(const Router& router, const HttpRequest& request, Token&& to
       token);
 }
 
-HttpRequest to_plain(http::request<http::string_body>&& request) {
+HttpRequest to_plain(http::request<http::string_body>&& request, const std::string& remote) {
   HttpRequest plain;
   plain.method = std::string(request.method_string());
   plain.target = std::string(request.target());
@@ -63,6 +67,7 @@ HttpRequest to_plain(http::request<http::string_body>&& request) {
     plain.headers[name] = std::string(field.value());
   }
   plain.body = std::move(request.body());
+  plain.remote = remote;
   return plain;
 }
 
@@ -82,6 +87,21 @@ struct HttpServer::Impl {
                                                          asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (!acceptor.is_open()) co_return;
+        // Out of file descriptors (or kernel memory): accepting again at once
+        // would fail again at once and spin a core. Back off; the sockets
+        // waiting in the listen queue are taken once descriptors are free.
+        if (ec == asio::error::no_descriptors || ec == asio::error::no_memory ||
+            ec == asio::error::no_buffer_space || ec == boost::system::errc::too_many_files_open_in_system) {
+          if (options.metrics) options.metrics->accept_paused();
+          const auto now = std::chrono::steady_clock::now();
+          if (now - last_accept_warning > std::chrono::seconds(10)) {
+            last_accept_warning = now;
+            spdlog::warn("gateway: cannot accept ({}): out of file descriptors? pausing accepts for {} ms",
+                         ec.message(), kAcceptBackoff.count());
+          }
+          asio::steady_timer pause(acceptor.get_executor(), kAcceptBackoff);
+          co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
         continue;
       }
       if (connections.load() >= options.max_connections) {
@@ -126,6 +146,9 @@ struct HttpServer::Impl {
   }
 
   asio::awaitable<void> session(tcp::socket socket) {
+    beast::error_code no_peer;
+    const auto peer = socket.remote_endpoint(no_peer);
+    const std::string remote = no_peer ? std::string() : peer.address().to_string();
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     bool first = true;
@@ -133,10 +156,25 @@ struct HttpServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       parser.body_limit(options.max_body_bytes);
-      stream.expires_after(first ? options.read_timeout : options.idle_timeout);
+      // A request must begin within the idle time (a new connection: the
+      // header time), its head arrive within header_timeout of its first
+      // byte (slowloris), and the whole of it within read_timeout.
+      if (buffer.size() == 0) {
+        stream.expires_after(first ? options.header_timeout : options.idle_timeout);
+        auto [waited, got] = co_await stream.async_read_some(buffer.prepare(kFirstRead),
+                                                             asio::as_tuple(asio::use_awaitable));
+        if (waited) break;
+        buffer.commit(got);
+      }
       first = false;
+      stream.expires_after(options.header_timeout);
       auto [ec, bytes] =
-          co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+          co_await http::async_read_header(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      if (!ec) {
+        stream.expires_after(options.read_timeout);
+        std::tie(ec, bytes) =
+            co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      }
       if (ec) {
         if (auto refusal = refusal_for(ec)) {
           if (options.metrics) options.metrics->request_refused(refusal->status);
@@ -151,7 +189,7 @@ struct HttpServer::Impl {
       const unsigned version = request.version();
       const bool keep_alive = request.keep_alive();
       if (beast::websocket::is_upgrade(request)) {
-        HttpRequest plain = to_plain(http::request<http::string_body>(request));
+        HttpRequest plain = to_plain(http::request<http::string_body>(request), remote);
         if (const auto* upgrade = router.websocket(plain)) {
           --in_flight;
           if (options.metrics) options.metrics->request_finished(router.route_name(plain), 101, {});
@@ -165,7 +203,7 @@ struct HttpServer::Impl {
           co_return;
         }
       }
-      HttpRequest plain = to_plain(std::move(request));
+      HttpRequest plain = to_plain(std::move(request), remote);
       std::string request_id = plain.header("x-request-id");
       if (request_id.empty() || request_id.size() > 128) {
         request_id = core::new_message_id();
@@ -227,6 +265,7 @@ struct HttpServer::Impl {
   std::mutex ws_mu;
   std::set<std::shared_ptr<WsConnection>> websockets;
   tcp::acceptor acceptor{asio::make_strand(io)};
+  std::chrono::steady_clock::time_point last_accept_warning{};  // on the acceptor's strand
   std::vector<std::thread> threads;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};  // requests read and not yet answered

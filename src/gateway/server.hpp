@@ -18,7 +18,8 @@ struct ServerOptions {
   unsigned threads = 2;                           // io_context threads
   std::size_t max_body_bytes = 64 * 1024 + 4096;  // larger bodies: 413
   std::size_t max_header_bytes = 16 * 1024;       // larger headers: 431
-  std::chrono::seconds read_timeout{10};          // to read one request once it started
+  std::chrono::seconds header_timeout{5};         // a request's head, from its first byte (slowloris)
+  std::chrono::seconds read_timeout{10};          // the whole request, once its head came
   std::chrono::seconds idle_timeout{60};          // keep-alive between requests
   std::size_t max_connections = 10000;            // beyond: closed at once
   std::chrono::seconds drain_timeout{10};         // stop() waits this long for requests in flight

@@ -2,6 +2,7 @@
 #include "gateway/web.hpp"
 
 #include "core/message.hpp"
+#include "gateway/auth.hpp"
 #include "gateway/jwt.hpp"
 
 #include <boost/json/parse.hpp>
@@ -38,7 +39,12 @@ void add_web_routes(Router& router, WebOptions options) {
                respond(HttpResponse{204, {}, ""});
              });
   router.add("POST", "/v1/dev/token", "dev_token",
-             [secret = options.dev_secret](const HttpRequest& request, const PathParams&, Responder respond) {
+             [secret = options.dev_secret, limiter = std::make_shared<RateLimiter>(options.dev_token_limit),
+              metrics = options.metrics](const HttpRequest& request, const PathParams&, Responder respond) {
+               if (const auto wait = limiter->take(request.remote)) {
+                 if (metrics) metrics->rate_limited("dev_token");
+                 return respond(refusal(rate_limited("dev_token", *wait)));
+               }
                boost::system::error_code ec;
                const auto body = json::parse(request.body, ec);
                const auto* user = !ec && body.is_object() ? body.as_object().if_contains("user") : nullptr;

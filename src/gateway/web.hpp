@@ -1,6 +1,8 @@
 // The web chat page (web/, compiled into the binary) and the development sign-in.
 #pragma once
 
+#include "gateway/metrics.hpp"
+#include "gateway/rate_limit.hpp"
 #include "gateway/router.hpp"
 
 #include <optional>
@@ -22,6 +24,8 @@ struct WebOptions {
   // POST /v1/dev/token {"user"} mints a 24 h token for any user (a sign-in by
   // name for trying the page). Empty: that route does not exist.
   std::string dev_secret;
+  RateLimit dev_token_limit{0.5, 10};  // per client address
+  Metrics* metrics = nullptr;          // counts the requests that limit refuses
 };
 
 // GET / (the chat page), GET /app.js, GET /style.css; and, in development,

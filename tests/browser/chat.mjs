@@ -51,7 +51,8 @@ async function servers() {
     // No --secret: the development mode, with its sign-in by name. Bob's token is
     // minted with the secret it generated and printed.
     const [line, secretLine] = await start(
-        ["run", "--listen", "127.0.0.1:0", "--store", `rocksdb:${join(scratch, "store")}`], "intercomm ",
+        ["run", "--listen", "127.0.0.1:0", "--store", `rocksdb:${join(scratch, "store")}`, "--rate-limits", "send=off"],
+        "intercomm ",
         "development secret");
     const dev = secretLine.split(": ").pop();
     const url = `http://127.0.0.1:${portOf(line)}`;
@@ -64,7 +65,8 @@ async function servers() {
   await start(["mda", "--amqp", amqp, "--store", redis], "intercomm mda: serving");
   const urls = [];
   for (let i = 0; i < 2; ++i) {
-    const line = await start(["gateway", "--listen", "127.0.0.1:0", "--amqp", amqp, "--secret", secret],
+    const line = await start(["gateway", "--listen", "127.0.0.1:0", "--amqp", amqp, "--secret", secret,
+                              "--rate-limits", "send=off"],
                              "intercomm gateway: listening on ");
     urls.push(`http://127.0.0.1:${portOf(line)}`);
   }

@@ -90,6 +90,10 @@ TEST_P(Abuse, WebhooksThatNeverAnswerDoNotHoldUpLiveDelivery) {
 
   intercomm::testing::WsClient socket;
   ASSERT_TRUE(socket.connect(deployment_->port(), "/v1/stream", {auth(carol)}));
+  // Without a cursor a socket starts at the end of the inbox, announced by {"type":"live"}.
+  const auto live = socket.read(30s);
+  ASSERT_TRUE(live.has_value());
+  ASSERT_EQ(json::parse(*live).at("type"), "live") << *live;
   std::vector<double> waits_ms;
   for (int i = 0; i < 50; ++i) {
     const auto started = std::chrono::steady_clock::now();
@@ -100,7 +104,7 @@ TEST_P(Abuse, WebhooksThatNeverAnswerDoNotHoldUpLiveDelivery) {
       const auto text = socket.read(10s);  // a bounded wait: generous, never hit when live delivery works
       ASSERT_TRUE(text.has_value()) << "live message " << i << " did not arrive while webhooks hang";
       auto parsed = json::parse(*text);
-      if (parsed.at("type") == "message") frame = std::move(parsed);  // not the "live" marker
+      if (parsed.at("type") == "message") frame = std::move(parsed);
     }
     const auto& message = frame->at("message");
     EXPECT_EQ(message.at("body").as_string(), "live " + std::to_string(i));
@@ -150,6 +154,71 @@ TEST_P(Abuse, AUserHasAtMostTheConfiguredNumberOfWebhooks) {
   Client client(deployment_->port());
   EXPECT_EQ(client.request("DELETE", "/v1/users/" + bob + "/subscriptions/" + first, "", {auth(bob)}).status, 204);
   EXPECT_EQ(subscribe(bob, "https://example.com/hook/4").status, 201);
+}
+
+// Each user has a budget of sends and of subscription changes; a failing
+// address has a budget of failures. Beyond: 429 with Retry-After, and
+// success again after that wait. Other users are not affected.
+TEST_P(Abuse, RateLimitsAnswer429WithRetryAfterThenRecover) {
+  ASSERT_NO_FATAL_FAILURE(
+      start("10000", {"--rate-limits", "send=1/s:3,subscription=1/s:2,auth_failure=1/s:2"}));
+  const std::string alice = user("alice");
+  const std::string bob = user("bob");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(send(alice, bob, "burst " + std::to_string(i)).status, 202) << i;
+  const auto limited = send(alice, bob, "one too many");
+  ASSERT_EQ(limited.status, 429) << limited.body;
+  const auto error = json::parse(limited.body).at("error");
+  EXPECT_EQ(error.at("code").as_int64(), -32029);
+  EXPECT_EQ(error.at("data").at("limit"), "send");
+  ASSERT_TRUE(limited.headers.contains("retry-after"));
+  const int retry_after = std::stoi(limited.headers.at("retry-after"));
+  EXPECT_GE(retry_after, 1);
+  EXPECT_EQ(error.at("data").at("retry_after").as_int64(), retry_after);
+  EXPECT_EQ(send(bob, alice, "bob has his own budget").status, 202);
+  std::this_thread::sleep_for(std::chrono::seconds(retry_after));
+  EXPECT_EQ(send(alice, bob, "after the wait").status, 202);
+
+  EXPECT_EQ(subscribe(bob, "https://example.com/a").status, 201);
+  EXPECT_EQ(subscribe(bob, "https://example.com/b").status, 201);
+  const auto too_many = subscribe(bob, "https://example.com/c");
+  EXPECT_EQ(too_many.status, 429) << too_many.body;
+  EXPECT_TRUE(too_many.headers.contains("retry-after"));
+
+  // Bad tokens from one address: 401 twice, then 429 without looking at the token.
+  Client client(deployment_->port());
+  const auto bad = [&] {
+    return client.request("GET", "/v1/users/" + bob + "/subscriptions", "", {"Authorization: Bearer not.a.token"});
+  };
+  EXPECT_EQ(bad().status, 401);
+  EXPECT_EQ(bad().status, 401);
+  const auto guessing = bad();
+  EXPECT_EQ(guessing.status, 429) << guessing.body;
+  EXPECT_EQ(json::parse(guessing.body).at("error").at("data").at("limit"), "auth_failure");
+  const auto metrics = client.request("GET", "/metrics", "", {});
+  EXPECT_NE(metrics.body.find("intercomm_rate_limited_total{limit=\"send\"} 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("intercomm_rate_limited_total{limit=\"auth_failure\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("intercomm_rate_limited_total{limit=\"subscription\"} 1"), std::string::npos);
+  std::this_thread::sleep_for(std::chrono::seconds(std::stoi(guessing.headers.at("retry-after"))));
+  EXPECT_EQ(client.request("GET", "/v1/users/" + bob + "/subscriptions", "", {auth(bob)}).status, 200);
+}
+
+// The scheme of Authorization is case-insensitive (RFC 9110).
+TEST_P(Abuse, BearerIsMatchedWithoutRegardToCase) {
+  ASSERT_NO_FATAL_FAILURE(start("10000"));
+  const std::string bob = user("bob");
+  const std::string token = deployment_->token(bob);
+  for (const std::string scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
+    Client client(deployment_->port());
+    EXPECT_EQ(client.request("GET", "/v1/users/" + bob + "/subscriptions", "",
+                             {"Authorization: " + scheme + " " + token})
+                  .status,
+              200)
+        << scheme;
+  }
+  Client client(deployment_->port());
+  EXPECT_EQ(client.request("GET", "/v1/users/" + bob + "/subscriptions", "", {"Authorization: Basic " + token})
+                .status,
+            401);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Abuse, ::testing::Values("embedded", "split"),

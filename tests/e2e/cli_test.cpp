@@ -11,6 +11,8 @@
 
 namespace {
 
+constexpr std::string_view kLongSecret = "cli-test-secret-0123456789abcdef0123456789";
+
 struct Outcome {
   int exit_code = -1;
   std::string output;  // stdout and stderr together
@@ -51,7 +53,8 @@ TEST(Cli, WorkersTakeConcurrencyFlags) {
 
 TEST(Cli, ConfigPrintsEffectiveValuesWithSecretsMasked) {
   const auto outcome =
-      run("config --listen 127.0.0.1:9999 --secret topsecret --amqp amqp://me:pw123@127.0.0.1:5999/");
+      run("config --listen 127.0.0.1:9999 --secret topsecret-0123456789abcdef0123456789 "
+          "--amqp amqp://me:pw123@127.0.0.1:5999/");
   EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
   EXPECT_NE(outcome.output.find("127.0.0.1:9999"), std::string::npos) << outcome.output;
   EXPECT_EQ(outcome.output.find("topsecret"), std::string::npos) << outcome.output;
@@ -76,11 +79,11 @@ TEST(Cli, BadFlagValuesAreRefusedWithWhatIsExpected) {
 }
 
 TEST(Cli, TokenIsMintedWithTheConfiguredSecretAndVerifies) {
-  const auto minted = run("token --user alice --ttl 600", "INTERCOMM_SECRET=dev-secret");
+  const auto minted = run("token --user alice --ttl 600", "INTERCOMM_SECRET=" + std::string(kLongSecret));
   ASSERT_EQ(minted.exit_code, 0) << minted.output;
   std::string token = minted.output;
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-  auto claims = intercomm::gateway::verify_hs256(token, "dev-secret");
+  auto claims = intercomm::gateway::verify_hs256(token, std::string(kLongSecret));
   ASSERT_TRUE(claims) << claims.error().message;
   EXPECT_EQ(claims->subject, "alice");
   EXPECT_FALSE(intercomm::gateway::verify_hs256(token, "another-secret"));
@@ -90,9 +93,48 @@ TEST(Cli, TokenWithoutSecretOrWithABadUserFails) {
   const auto no_secret = run("token --user alice");
   EXPECT_NE(no_secret.exit_code, 0);
   EXPECT_NE(no_secret.output.find("INTERCOMM_SECRET"), std::string::npos) << no_secret.output;
-  const auto bad_user = run("token --user 'not a user' --secret s");
+  const auto bad_user = run("token --user 'not a user' --secret " + std::string(kLongSecret));
   EXPECT_NE(bad_user.exit_code, 0);
   EXPECT_NE(bad_user.output.find("--user"), std::string::npos) << bad_user.output;
+}
+
+// HS256 secrets shorter than 32 bytes are refused everywhere, and the refusal
+// does not repeat the secret.
+TEST(Cli, ShortSecretsAreRefused) {
+  for (const std::string command : {"run --listen 127.0.0.1:0", "gateway --listen 127.0.0.1:0", "token --user alice"}) {
+    const auto outcome = run(command + " --secret short-secret-31-bytes-long-xxxx");
+    EXPECT_NE(outcome.exit_code, 0) << command << ": " << outcome.output;
+    EXPECT_NE(outcome.output.find("at least 32 bytes"), std::string::npos) << command << ": " << outcome.output;
+    EXPECT_EQ(outcome.output.find("short-secret-31"), std::string::npos) << command << ": " << outcome.output;
+  }
+  const auto from_env = run("token --user alice", "INTERCOMM_SECRET=abc");
+  EXPECT_NE(from_env.exit_code, 0);
+  EXPECT_NE(from_env.output.find("at least 32 bytes"), std::string::npos) << from_env.output;
+}
+
+// Development mode mints tokens for anyone: only on loopback with the in-process bus.
+TEST(Cli, DevelopmentModeOnlyOnLoopbackWithTheInProcessBus) {
+  for (const std::string flags : {"--listen 0.0.0.0:0", "--listen [::]:0", "--listen 192.0.2.1:0",
+                                  "--listen 127.0.0.1:0 --amqp amqp://guest:guest@127.0.0.1:1/"}) {
+    const auto outcome = run("run " + flags, "INTERCOMM_STORE=rocksdb:/nonexistent");
+    EXPECT_EQ(outcome.exit_code, 2) << flags << ": " << outcome.output;
+    EXPECT_NE(outcome.output.find("pass --secret"), std::string::npos) << flags << ": " << outcome.output;
+  }
+}
+
+TEST(Cli, AmqpsIsRefusedRatherThanSpokenInClear) {
+  const auto outcome = run("gateway --listen 127.0.0.1:0 --secret " + std::string(kLongSecret) +
+                           " --amqp amqps://me:pw123@127.0.0.1:5671/");
+  EXPECT_NE(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("amqps:// (TLS) is not supported"), std::string::npos) << outcome.output;
+  EXPECT_EQ(outcome.output.find("pw123"), std::string::npos) << outcome.output;
+}
+
+TEST(Cli, BadRateLimitsAreRefusedAtStart) {
+  const auto outcome = run("gateway --listen 127.0.0.1:0 --secret " + std::string(kLongSecret) +
+                           " --rate-limits send=fast");
+  EXPECT_EQ(outcome.exit_code, 2) << outcome.output;
+  EXPECT_NE(outcome.output.find("RATE/UNIT:BURST"), std::string::npos) << outcome.output;
 }
 
 TEST(Cli, GatewayWithoutSecretRefusesToStart) {
@@ -107,7 +149,8 @@ TEST(Cli, GatewayWithoutSecretRefusesToStart) {
 TEST(Cli, ABodyLimitLargerThanTheBusCarriesIsRefusedAtStart) {
   const std::string too_large = std::to_string(intercomm::core::kMaxBodyBytesLimit + 1);
   for (const std::string service :
-       {"run --listen 127.0.0.1:0", "gateway --listen 127.0.0.1:0 --secret s", "mta"}) {
+       {std::string("run --listen 127.0.0.1:0"), "gateway --listen 127.0.0.1:0 --secret " + std::string(kLongSecret),
+        std::string("mta")}) {
     const auto outcome =
         run(service + " --max-body-bytes " + too_large, "INTERCOMM_STORE=rocksdb:/nonexistent");
     EXPECT_NE(outcome.exit_code, 0) << service;

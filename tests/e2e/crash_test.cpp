@@ -28,7 +28,8 @@ std::uint16_t start(std::unique_ptr<ChildProcess>& process, const std::string& s
   // One handler thread, one job in hand: the MTA falls behind the gateway.
   process = std::make_unique<ChildProcess>(
       std::vector<std::string>{INTERCOMM_BINARY, "run", "--listen", "127.0.0.1:0", "--store",
-                               "rocksdb:" + store, "--secret", kSecret, "--threads", "1", "--prefetch", "1"});
+                               "rocksdb:" + store, "--secret", kSecret, "--threads", "1", "--prefetch", "1",
+                               "--rate-limits", "send=off"});
   const std::string line = process->wait_for_line("intercomm ");
   if (line.empty()) return 0;
   return static_cast<std::uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));

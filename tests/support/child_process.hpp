@@ -19,6 +19,7 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   // The next line the child printed on stdout, or "" at end/after `timeout`.
   std::string read_line(std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -30,6 +30,7 @@ class Client {
   }
   ~Client() { close(fd_); }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
   void send(const std::string& bytes) {
     ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));

@@ -3,6 +3,7 @@
 #   rabbitmq.sh start DIR [AMQP_PORT]   start (or restart) the node kept in DIR, print its AMQP URL
 #   rabbitmq.sh stop DIR                stop it cleanly (and its epmd)
 #   rabbitmq.sh kill DIR                kill -9 the node (for failure tests)
+#   rabbitmq.sh pause|resume DIR        SIGSTOP / SIGCONT the node (a broker that hangs)
 #   rabbitmq.sh ctl DIR ARGS...         rabbitmqctl on the node
 # Ports are chosen free on 127.0.0.1 the first time and kept in DIR/env. The
 # nodes of a cluster share an epmd and a cookie: RABBITMQ_TEST_EPMD_PORT and
@@ -104,6 +105,10 @@ ENV
     shift 2
     ctl "$@"
     ;;
+  pause|resume)  # SIGSTOP / SIGCONT: a node that hangs without closing a connection
+    load_env
+    kill "-$([[ $cmd == pause ]] && echo STOP || echo CONT)" "$(cat "$RABBITMQ_PID_FILE")"
+    ;;
   kill)
     load_env
     pid=$(cat "$RABBITMQ_PID_FILE")
@@ -112,7 +117,7 @@ ENV
     rm -f "$RABBITMQ_PID_FILE"
     ;;
   *)
-    echo "usage: rabbitmq.sh start|stop|kill|ctl DIR [PORT|ARGS...]" >&2
+    echo "usage: rabbitmq.sh start|stop|kill|pause|resume|ctl DIR [PORT|ARGS...]" >&2
     exit 2
     ;;
 esac

@@ -13,6 +13,14 @@ RabbitNode::~RabbitNode() {
   run_support_script("rabbitmq.sh", "stop " + dir_);
 }
 
+bool RabbitNode::pause() {
+  return !run_support_script("rabbitmq.sh", "pause " + dir_).empty();
+}
+
+bool RabbitNode::resume() {
+  return !run_support_script("rabbitmq.sh", "resume " + dir_).empty();
+}
+
 bool RabbitNode::kill() {
   return !run_support_script("rabbitmq.sh", "kill " + dir_).empty();
 }

@@ -18,6 +18,8 @@ class RabbitNode {
   const std::string& url() const { return url_; }
 
   bool kill();     // kill -9
+  bool pause();    // SIGSTOP: up for TCP, answering nothing
+  bool resume();   // SIGCONT
   bool stop();     // a clean stop (rabbitmqctl stop)
   bool restart();  // start again on the same ports and data
 

@@ -14,6 +14,7 @@ using namespace std::chrono_literals;
 namespace json = boost::json;
 
 const SystemClock::time_point kNow = SystemClock::time_point(std::chrono::seconds(1'800'000'000));
+constexpr std::string_view kSecret = "jwt-test-secret-0123456789abcdef0123456789";
 
 // A token with any header and claims, HMAC-SHA256-signed with `secret`
 // independently of the code under test.
@@ -51,25 +52,25 @@ TEST(Base64Url, RoundTripsEveryLengthAndRefusesOtherAlphabets) {
 }
 
 TEST(Jwt, MintedTokenVerifiesForItsSubject) {
-  const std::string token = mint_hs256("s3cret", "alice", 3600s, kNow);
-  auto claims = verify_hs256(token, "s3cret", kNow);
+  const std::string token = mint_hs256(kSecret, "alice", 3600s, kNow);
+  auto claims = verify_hs256(token, kSecret, kNow);
   ASSERT_TRUE(claims) << reason(claims);
   EXPECT_EQ(claims->subject, "alice");
   EXPECT_EQ(claims->expires_at, 1'800'003'600);
 }
 
 TEST(Jwt, WrongSecretOrTamperingIsRefused) {
-  const std::string token = mint_hs256("s3cret", "alice", 3600s, kNow);
+  const std::string token = mint_hs256(kSecret, "alice", 3600s, kNow);
   EXPECT_EQ(reason(verify_hs256(token, "other", kNow)), "token: bad signature");
   // Swap the claims for bob's, keep alice's signature.
-  const std::string bob = mint_hs256("s3cret", "bob", 3600s, kNow);
+  const std::string bob = mint_hs256(kSecret, "bob", 3600s, kNow);
   const auto cut = [](const std::string& t, int part) {
     const auto a = t.find('.');
     const auto b = t.find('.', a + 1);
     return part == 0 ? t.substr(0, a) : part == 1 ? t.substr(a + 1, b - a - 1) : t.substr(b + 1);
   };
   const std::string spliced = cut(token, 0) + "." + cut(bob, 1) + "." + cut(token, 2);
-  EXPECT_EQ(reason(verify_hs256(spliced, "s3cret", kNow)), "token: bad signature");
+  EXPECT_EQ(reason(verify_hs256(spliced, kSecret, kNow)), "token: bad signature");
 }
 
 TEST(Jwt, ExpiryNotBeforeAndIssuedAtHonourTheLeeway) {
@@ -148,7 +149,7 @@ std::pair<std::string, std::string> rsa_key_pair() {
 TEST(TokenVerifier, AcceptsRs256WithTheConfiguredPublicKeyOnly) {
   const auto [private_pem, public_pem] = rsa_key_pair();
   const auto [other_private, other_public] = rsa_key_pair();
-  auto verifier = TokenVerifier::make("s3cret", public_pem);
+  auto verifier = TokenVerifier::make(std::string(kSecret), public_pem);
   ASSERT_TRUE(verifier) << verifier.error().message;
 
   auto token = mint_rs256(private_pem, "alice", 3600s, kNow);
@@ -157,7 +158,7 @@ TEST(TokenVerifier, AcceptsRs256WithTheConfiguredPublicKeyOnly) {
   ASSERT_TRUE(claims) << reason(claims);
   EXPECT_EQ(claims->subject, "alice");
   // HS256 with the secret still works beside it.
-  EXPECT_TRUE(verifier->verify(mint_hs256("s3cret", "bob", 3600s, kNow), kNow));
+  EXPECT_TRUE(verifier->verify(mint_hs256(kSecret, "bob", 3600s, kNow), kNow));
   // Signed by another key: refused.
   auto forged = mint_rs256(other_private, "alice", 3600s, kNow);
   ASSERT_TRUE(forged);
@@ -174,26 +175,57 @@ TEST(TokenVerifier, RefusesAlgorithmSwitchingToTheHmacOfThePublicKey) {
   auto rs256_only = TokenVerifier::make("", public_pem);
   ASSERT_TRUE(rs256_only);
   EXPECT_EQ(reason(rs256_only->verify(switched, kNow)), "token: alg must be RS256");
-  auto both = TokenVerifier::make("s3cret", public_pem);
+  auto both = TokenVerifier::make(std::string(kSecret), public_pem);
   ASSERT_TRUE(both);
   EXPECT_EQ(reason(both->verify(switched, kNow)), "token: bad signature");
   // An RS256 header over an HMAC signature, and "none": refused.
-  EXPECT_EQ(reason(both->verify(sign({{"alg", "RS256"}, {"typ", "JWT"}}, claims, "s3cret"), kNow)),
+  EXPECT_EQ(reason(both->verify(sign({{"alg", "RS256"}, {"typ", "JWT"}}, claims, kSecret), kNow)),
             "token: bad signature");
   const std::string none =
       base64url_encode(R"({"alg":"none"})") + "." + base64url_encode(json::serialize(claims)) + ".";
   EXPECT_EQ(reason(both->verify(none, kNow)), "token: alg must be HS256 or RS256");
   // HS256-only verifiers refuse RS256 tokens.
-  auto hs256_only = TokenVerifier::make("s3cret");
+  auto hs256_only = TokenVerifier::make(std::string(kSecret));
   ASSERT_TRUE(hs256_only);
   EXPECT_EQ(reason(hs256_only->verify(*mint_rs256(private_pem, "alice", 3600s, kNow), kNow)),
             "token: alg must be HS256");
 }
 
+TEST(TokenVerifier, ChecksAudienceAndIssuerWhenConfigured) {
+  const std::string secret(kSecret);
+  auto verifier = TokenVerifier::make(secret, "", TokenRules{"intercomm", "https://id.example.com"});
+  ASSERT_TRUE(verifier) << verifier.error().message;
+  const auto token = [&](json::object extra) {
+    json::object claims{{"sub", "alice"}, {"exp", 1'900'000'000}};
+    for (auto& [name, value] : extra) claims[name] = value;
+    return sign(kHeader, claims, kSecret);
+  };
+  EXPECT_TRUE(verifier->verify(token({{"aud", "intercomm"}, {"iss", "https://id.example.com"}}), kNow));
+  EXPECT_TRUE(verifier->verify(
+      token({{"aud", json::array{"billing", "intercomm"}}, {"iss", "https://id.example.com"}}), kNow));
+  EXPECT_EQ(reason(verifier->verify(token({{"aud", "billing"}, {"iss", "https://id.example.com"}}), kNow)),
+            "token: aud does not name this service");
+  EXPECT_EQ(reason(verifier->verify(token({{"iss", "https://id.example.com"}}), kNow)),
+            "token: aud does not name this service");
+  EXPECT_EQ(reason(verifier->verify(token({{"aud", "intercomm"}, {"iss", "https://evil.example"}}), kNow)),
+            "token: iss is not the expected issuer");
+  EXPECT_EQ(reason(verifier->verify(token({{"aud", "intercomm"}}), kNow)), "token: iss is not the expected issuer");
+  // Not configured: not checked.
+  auto open = TokenVerifier::make(secret);
+  ASSERT_TRUE(open);
+  EXPECT_TRUE(open->verify(token({{"aud", "billing"}}), kNow));
+}
+
 TEST(TokenVerifier, RefusesUnusableKeys) {
   EXPECT_FALSE(TokenVerifier::make("", ""));
+  // A secret shorter than the hash can be guessed offline from one token.
+  auto short_secret = TokenVerifier::make(std::string(31, 'k'));
+  ASSERT_FALSE(short_secret);
+  EXPECT_NE(short_secret.error().message.find("at least 32 bytes"), std::string::npos)
+      << short_secret.error().message;
+  EXPECT_TRUE(TokenVerifier::make(std::string(32, 'k')));
   auto garbage =
-      TokenVerifier::make("s3cret", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
+      TokenVerifier::make(std::string(kSecret), "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
   ASSERT_FALSE(garbage);
   EXPECT_EQ(garbage.error().code, core::ErrorCode::invalid_params);
   EXPECT_FALSE(mint_rs256("not a key", "alice", 60s, kNow));
