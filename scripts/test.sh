@@ -4,8 +4,9 @@
 # start a private RabbitMQ node, Redis and a Redis Cluster, and run every test
 # in the normal build and in the sanitizer (ASan+UBSan) build; then the fault
 # suite's short run (tests/faults/run.sh: every fault scenario on servers of
-# its own, counting every message). Servers it started are stopped on exit,
-# also when tests fail.
+# its own, counting every message), and every libFuzzer target for 60 s
+# (tests/fuzz/run.sh). Servers it started are stopped on exit, also when
+# tests fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh rabbitmq-server python3-pika redis-server redis-tools chromium
@@ -49,4 +50,6 @@ stop_servers
 trap - EXIT
 echo "== faults: short run (tests/faults/run.sh --long runs them for minutes)"
 tests/faults/run.sh || status=1
+echo "== fuzz: 60 s per target (tests/fuzz/run.sh --long runs them for 15 minutes each)"
+tests/fuzz/run.sh || status=1
 exit $status

@@ -64,7 +64,9 @@ class Reader {
   std::string_view data_;
 };
 
-std::string encode(const JournalRecord& record) {
+}  // namespace
+
+std::string encode_record(const JournalRecord& record) {
   std::string out;
   put_string(out, record.queue);
   put_string(out, record.envelope.routing_key);
@@ -80,7 +82,7 @@ std::string encode(const JournalRecord& record) {
   return out;
 }
 
-bool decode(std::string_view data, JournalRecord& record) {
+bool decode_record(std::string_view data, JournalRecord& record) {
   Reader in(data);
   std::uint32_t headers = 0;
   if (!in.string(record.queue) || !in.string(record.envelope.routing_key) ||
@@ -96,8 +98,6 @@ bool decode(std::string_view data, JournalRecord& record) {
   record.envelope.persistent = true;
   return in.done();
 }
-
-}  // namespace
 
 struct Journal::Batch {
   rocksdb::WriteBatch writes;
@@ -150,7 +150,7 @@ core::Result<std::vector<JournalRecord>> Journal::load() {
     }
     JournalRecord record;
     record.id = id_of(it->key());
-    if (!decode(std::string_view(it->value().data(), it->value().size()), record)) {
+    if (!decode_record(std::string_view(it->value().data(), it->value().size()), record)) {
       spdlog::error("bus journal: record {} is damaged; skipped", record.id);
       continue;
     }
@@ -164,7 +164,7 @@ core::Result<std::vector<JournalRecord>> Journal::load() {
 }
 
 void Journal::stage_put(const JournalRecord& record) {
-  impl_->staged->writes.Put(key_of(record.id), encode(record));
+  impl_->staged->writes.Put(key_of(record.id), encode_record(record));
   impl_->staged->has_put = true;
 }
 

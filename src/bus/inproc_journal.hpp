@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace intercomm::bus {
@@ -19,6 +20,11 @@ struct JournalRecord {
   Envelope envelope;
   std::uint32_t delivery_count = 0;
 };
+
+// A record's value on disk (its id is the key), and back: decode_record is
+// false for bytes encode_record did not make (torn, foreign, truncated).
+std::string encode_record(const JournalRecord& record);
+bool decode_record(std::string_view data, JournalRecord& record);
 
 // Puts and removes are staged in a batch and made durable together by
 // flush(): one synced write for everything staged since the last flush (the

@@ -258,7 +258,11 @@ core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, Sy
   const auto number = [&](std::string_view name) -> std::optional<std::int64_t> {
     const auto* value = object.if_contains(name);
     if (value == nullptr) return std::nullopt;
-    return static_cast<std::int64_t>(value->to_number<double>());
+    // Clamped to about ±285 years around 1970: casting a larger double (4e33) to
+    // an integer is undefined, and a time past ~2262 does not fit a system_clock
+    // time_point. Nothing real is lost: such a token is expired or never is.
+    constexpr double kFarthest = 9e9;
+    return static_cast<std::int64_t>(std::clamp(value->to_number<double>(), -kFarthest, kFarthest));
   };
   const std::int64_t now_s = seconds_since_epoch(now);
   const auto exp = number("exp");

@@ -28,35 +28,6 @@ constexpr std::array<std::uint16_t, 256> kCrcTable = [] {
   return table;
 }();
 
-struct Redirect {
-  bool ask = false;
-  int slot = 0;
-  std::string host;
-  int port = 0;
-};
-
-// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381"
-std::optional<Redirect> parse_redirect(std::string_view error) {
-  Redirect redirect;
-  if (error.starts_with("MOVED ")) {
-    error.remove_prefix(6);
-  } else if (error.starts_with("ASK ")) {
-    redirect.ask = true;
-    error.remove_prefix(4);
-  } else {
-    return std::nullopt;
-  }
-  const auto space = error.find(' ');
-  const auto colon = error.rfind(':');
-  if (space == std::string_view::npos || colon == std::string_view::npos || colon < space)
-    return std::nullopt;
-  std::from_chars(error.data(), error.data() + space, redirect.slot);
-  redirect.host = std::string(error.substr(space + 1, colon - space - 1));
-  std::from_chars(error.data() + colon + 1, error.data() + error.size(), redirect.port);
-  if (redirect.slot < 0 || redirect.slot >= kSlots || redirect.port <= 0) return std::nullopt;
-  return redirect;
-}
-
 bool is_transient_cluster_error(std::string_view error) {
   return error.starts_with("TRYAGAIN") || error.starts_with("CLUSTERDOWN") || error.starts_with("LOADING") ||
          error.starts_with("MASTERDOWN");
@@ -79,6 +50,58 @@ int key_slot(std::string_view key) noexcept {
     if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
   }
   return crc16(key) & (kSlots - 1);
+}
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381"
+std::optional<Redirect> parse_redirect(std::string_view error) {
+  Redirect redirect;
+  if (error.starts_with("MOVED ")) {
+    error.remove_prefix(6);
+  } else if (error.starts_with("ASK ")) {
+    redirect.ask = true;
+    error.remove_prefix(4);
+  } else {
+    return std::nullopt;
+  }
+  const auto space = error.find(' ');
+  const auto colon = error.rfind(':');
+  if (space == std::string_view::npos || colon == std::string_view::npos || colon < space)
+    return std::nullopt;
+  const auto slot = std::from_chars(error.data(), error.data() + space, redirect.slot);
+  redirect.host = std::string(error.substr(space + 1, colon - space - 1));
+  const auto port = std::from_chars(error.data() + colon + 1, error.data() + error.size(), redirect.port);
+  if (slot.ec != std::errc() || port.ec != std::errc() || redirect.slot < 0 || redirect.slot >= kSlots ||
+      redirect.port <= 0 || redirect.port > 65535 || redirect.host.empty()) {
+    return std::nullopt;
+  }
+  return redirect;
+}
+
+std::vector<SlotRange> parse_cluster_slots(const redisReply* reply, const std::string& asked_host) {
+  std::vector<SlotRange> ranges;
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY) return ranges;
+  const auto integer = [](const redisReply* r) -> std::optional<long long> {
+    if (r == nullptr || r->type != REDIS_REPLY_INTEGER) return std::nullopt;
+    return r->integer;
+  };
+  for (std::size_t i = 0; i < reply->elements; ++i) {
+    // [first, last, [host, port, id...], [replica...]...]
+    const redisReply* range = reply->element[i];
+    if (range == nullptr || range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
+    const auto first = integer(range->element[0]);
+    const auto last = integer(range->element[1]);
+    const redisReply* master = range->element[2];
+    if (!first || !last || *first < 0 || *last >= kSlots || *first > *last) continue;
+    if (master == nullptr || master->type != REDIS_REPLY_ARRAY || master->elements < 2) continue;
+    const redisReply* host = master->element[0];
+    const auto port = integer(master->element[1]);
+    if (host == nullptr || host->type != REDIS_REPLY_STRING || !port || *port <= 0 || *port > 65535) continue;
+    std::string name(host->str, host->len);
+    if (name.empty()) name = asked_host;  // "": the node that answered
+    ranges.push_back(SlotRange{static_cast<int>(*first), static_cast<int>(*last), std::move(name),
+                               static_cast<int>(*port)});
+  }
+  return ranges;
 }
 
 ClusterRouter::ClusterRouter(ClusterOptions options) : options_(std::move(options)) {}
@@ -117,24 +140,15 @@ core::Result<void> ClusterRouter::refresh() {
       last_error = replies.error().message;
       continue;
     }
-    const redisReply* ranges = (*replies)[0].get();
-    if (ranges->type != REDIS_REPLY_ARRAY || ranges->elements == 0) {
+    const auto ranges = parse_cluster_slots((*replies)[0].get(), host);
+    if (ranges.empty()) {
       last_error = fmt::format("{} has no slot map: {}", pool->address(), error_text((*replies)[0]));
       continue;
     }
     std::array<std::shared_ptr<NodePool>, kSlots> slots{};
-    for (std::size_t i = 0; i < ranges->elements; ++i) {
-      const redisReply* range = ranges->element[i];
-      if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
-      const auto first = range->element[0]->integer;
-      const auto last = range->element[1]->integer;
-      const redisReply* master = range->element[2];
-      if (master->type != REDIS_REPLY_ARRAY || master->elements < 2) continue;
-      std::string master_host(master->element[0]->str, master->element[0]->len);
-      if (master_host.empty()) master_host = host;  // the node we asked
-      auto master_pool = pool_for(master_host, static_cast<int>(master->element[1]->integer));
-      for (auto slot = first; slot <= last && slot < kSlots; ++slot)
-        slots[static_cast<std::size_t>(slot)] = master_pool;
+    for (const auto& range : ranges) {
+      auto master_pool = pool_for(range.host, range.port);
+      for (int slot = range.first; slot <= range.last; ++slot) slots[static_cast<std::size_t>(slot)] = master_pool;
     }
     std::unique_lock lock(mu_);
     slots_ = std::move(slots);

@@ -28,6 +28,31 @@ std::uint16_t crc16(std::string_view bytes) noexcept;
 // The slot of `key`: of the text inside the first {...} when that is not empty.
 int key_slot(std::string_view key) noexcept;
 
+// A MOVED or ASK error: where a slot lives now.
+struct Redirect {
+  bool ask = false;
+  int slot = 0;
+  std::string host;
+  int port = 0;
+};
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381"; nullopt for any
+// other text, or one whose slot or port is out of range.
+std::optional<Redirect> parse_redirect(std::string_view error);
+
+// One range of a CLUSTER SLOTS reply and its master.
+struct SlotRange {
+  int first = 0;
+  int last = 0;
+  std::string host;
+  int port = 0;
+};
+
+// The well-formed ranges of a CLUSTER SLOTS reply (others are skipped: a
+// slot out of 0..16383, a port out of 1..65535, a wrong type anywhere); an
+// empty host is the node that answered, `asked_host`.
+std::vector<SlotRange> parse_cluster_slots(const redisReply* reply, const std::string& asked_host);
+
 struct ClusterOptions {
   std::vector<std::pair<std::string, int>> seeds;
   std::chrono::milliseconds timeout{2000};

@@ -18,10 +18,11 @@ struct Outcome {
   std::string output;  // stdout and stderr together
 };
 
-// Runs intercomm with `args`, in the test's environment less INTERCOMM_SECRET plus `env`.
-Outcome run(const std::string& args, const std::string& env = "") {
+// Runs intercomm with `args`, in the test's environment less INTERCOMM_SECRET plus
+// `env`, after the shell commands `before` (e.g. "ulimit -n 300;").
+Outcome run(const std::string& args, const std::string& env = "", const std::string& before = "") {
   const std::string command =
-      "env -u INTERCOMM_SECRET " + env + " " + INTERCOMM_BINARY + " " + args + " 2>&1";
+      before + "env -u INTERCOMM_SECRET " + env + " " + INTERCOMM_BINARY + " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   Outcome outcome;
   if (pipe == nullptr) return outcome;
@@ -116,7 +117,7 @@ TEST(Cli, ShortSecretsAreRefused) {
 TEST(Cli, DevelopmentModeOnlyOnLoopbackWithTheInProcessBus) {
   for (const std::string flags : {"--listen 0.0.0.0:0", "--listen [::]:0", "--listen 192.0.2.1:0",
                                   "--listen 127.0.0.1:0 --amqp amqp://guest:guest@127.0.0.1:1/"}) {
-    const auto outcome = run("run " + flags, "INTERCOMM_STORE=rocksdb:/nonexistent");
+    const auto outcome = run("run " + flags, "INTERCOMM_STORE=rocksdb:/dev/null/store");
     EXPECT_EQ(outcome.exit_code, 2) << flags << ": " << outcome.output;
     EXPECT_NE(outcome.output.find("pass --secret"), std::string::npos) << flags << ": " << outcome.output;
   }
@@ -137,6 +138,22 @@ TEST(Cli, BadRateLimitsAreRefusedAtStart) {
   EXPECT_NE(outcome.output.find("RATE/UNIT:BURST"), std::string::npos) << outcome.output;
 }
 
+// --max-connections must fit under the file descriptor limit: an explicit
+// value that cannot is refused, naming the limit; the default is lowered.
+TEST(Cli, MaxConnectionsIsCheckedAgainstTheDescriptorLimit) {
+  const std::string serve = "run --listen 127.0.0.1:0 --secret " + std::string(kLongSecret);
+  const std::string no_store = "INTERCOMM_STORE=rocksdb:/dev/null/store";  // cannot be created, even by root
+  const auto refused = run(serve + " --max-connections 1000", no_store, "ulimit -n 300 && ");
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("--max-connections 1000 needs 1256 file descriptors and the limit is 300"),
+            std::string::npos)
+      << refused.output;
+  // The default (10000) is lowered to fit, with a warning, and start-up goes
+  // on (here to fail on the store, which comes after the check).
+  const auto lowered = run(serve, no_store, "ulimit -n 600 && ");
+  EXPECT_NE(lowered.output.find("at most 344 connections instead of 10000"), std::string::npos) << lowered.output;
+}
+
 TEST(Cli, GatewayWithoutSecretRefusesToStart) {
   const auto outcome = run("gateway --listen 127.0.0.1:0");
   EXPECT_NE(outcome.exit_code, 0);
@@ -148,11 +165,11 @@ TEST(Cli, GatewayWithoutSecretRefusesToStart) {
 // service that takes it, before anything listens or connects.
 TEST(Cli, ABodyLimitLargerThanTheBusCarriesIsRefusedAtStart) {
   const std::string too_large = std::to_string(intercomm::core::kMaxBodyBytesLimit + 1);
-  for (const std::string service :
+  for (const std::string& service :
        {std::string("run --listen 127.0.0.1:0"), "gateway --listen 127.0.0.1:0 --secret " + std::string(kLongSecret),
         std::string("mta")}) {
     const auto outcome =
-        run(service + " --max-body-bytes " + too_large, "INTERCOMM_STORE=rocksdb:/nonexistent");
+        run(service + " --max-body-bytes " + too_large, "INTERCOMM_STORE=rocksdb:/dev/null/store");
     EXPECT_NE(outcome.exit_code, 0) << service;
     EXPECT_NE(outcome.output.find("larger than the bus allows"), std::string::npos)
         << service << ": " << outcome.output;

@@ -191,6 +191,17 @@ TEST(TokenVerifier, RefusesAlgorithmSwitchingToTheHmacOfThePublicKey) {
             "token: alg must be HS256");
 }
 
+// Found by jwt_fuzz: a time claim like 4e33 was cast to an integer (undefined).
+TEST(TokenVerifier, HugeTimeClaimsAreClampedNotUndefined) {
+  auto verifier = TokenVerifier::make(std::string(kSecret));
+  ASSERT_TRUE(verifier);
+  EXPECT_TRUE(verifier->verify(sign(kHeader, {{"sub", "alice"}, {"exp", 4e33}}, kSecret), kNow));
+  EXPECT_EQ(reason(verifier->verify(sign(kHeader, {{"sub", "alice"}, {"exp", -4e33}}, kSecret), kNow)),
+            "token: expired");
+  EXPECT_EQ(reason(verifier->verify(sign(kHeader, {{"sub", "alice"}, {"exp", 4e33}, {"nbf", 1e300}}, kSecret), kNow)),
+            "token: not valid yet (nbf)");
+}
+
 TEST(TokenVerifier, ChecksAudienceAndIssuerWhenConfigured) {
   const std::string secret(kSecret);
   auto verifier = TokenVerifier::make(secret, "", TokenRules{"intercomm", "https://id.example.com"});
