@@ -119,6 +119,7 @@ TEST_P(Abuse, WebhooksThatNeverAnswerDoNotHoldUpLiveDelivery) {
   // The global cap: no more attempts in flight than the webhook worker's 64 slots.
   EXPECT_LE(tarpit.accepted(), 64U);
   // SIGTERM ends the hanging attempts (their jobs wait for the next start) and exits 0 within the grace period.
+  socket.close();
   EXPECT_TRUE(deployment_->stop());
 }
 
