@@ -23,6 +23,9 @@ all=(jwt_fuzz jsonrpc_fuzz message_fuzz journal_fuzz redis_reply_fuzz http_fuzz 
 ((${#targets[@]})) || targets=("${all[@]}")
 
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/intercomm-ccache}
+# Paths relative to the checkout in the cache key: a clone elsewhere reuses
+# what an earlier build compiled (the sanitized build is the slowest to make).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 # -O1 and line tables only: what libFuzzer runs best with, and the fastest to compile.
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only" \
   -DCMAKE_CXX_COMPILER=clang++ -DINTERCOMM_FUZZ=ON > /dev/null
