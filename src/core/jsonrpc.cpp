@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include <cmath>
+
 #include <cstdint>
 
 namespace intercomm::core::jsonrpc {
@@ -18,7 +20,10 @@ Error invalid_request(std::string message) {
   return Error::of(ErrorCode::invalid_request, std::move(message));
 }
 
+// A number too large for a double (1e999) parses as infinity, which JSON
+// cannot write back: such an id could never be answered, so it is refused.
 bool is_valid_id(const json::value& id) {
+  if (id.is_double()) return std::isfinite(id.get_double());
   return id.is_string() || id.is_number() || id.is_null();
 }
 

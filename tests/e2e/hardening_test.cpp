@@ -91,6 +91,12 @@ class Hardening : public ::testing::Test {
 // and many clients keep connecting: it backs off instead of spinning, keeps
 // serving the connections it has, and takes new ones once descriptors free up.
 TEST_F(Hardening, OutOfFileDescriptorsTheServerBacksOffAndStaysResponsive) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' runtime needs descriptors of its own: out of them, UBSan's
+  // vptr check cannot probe memory (it opens a pipe) and reports every Boost
+  // error_code as an invalid object. The normal build runs this test.
+  GTEST_SKIP() << "a process out of file descriptors defeats the sanitizer runtime";
+#endif
   ASSERT_NO_FATAL_FAILURE(start_run());
   Client kept(port_);
   ASSERT_EQ(kept.request("GET", "/healthz", "", {}).status, 200);

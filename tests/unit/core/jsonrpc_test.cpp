@@ -282,3 +282,22 @@ TEST(Response, NullResultIsAResult) {
 
 }  // namespace
 }  // namespace intercomm::core::jsonrpc
+
+namespace intercomm::core::jsonrpc {
+namespace {
+
+// Found by jsonrpc_fuzz: an id of 1e999 parsed as infinity, and a reply
+// carrying it serialized as `Infinity`, which is not JSON.
+TEST(Request, AnIdTooLargeForADoubleIsRefused) {
+  const auto incoming = parse_incoming(R"({"jsonrpc":"2.0","method":"a","id":1e999})");
+  ASSERT_EQ(incoming.items.size(), 1U);
+  const auto* refused = std::get_if<Response>(&incoming.items[0]);
+  ASSERT_NE(refused, nullptr);
+  ASSERT_FALSE(refused->outcome);
+  EXPECT_EQ(refused->outcome.error().code, ErrorCode::invalid_request);
+  EXPECT_TRUE(refused->id.is_null());
+  EXPECT_EQ(serialize(*refused).find("Infinity"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace intercomm::core::jsonrpc
