@@ -128,10 +128,6 @@ int run_mta(const core::Config& config, const WorkerFlags& flags) {
 
 int run_mda(const core::Config& config, const WorkerFlags& flags) {
   core::logging::init(config.log_format, config.log_level);
-  if (auto schedule = mda::parse_retry_schedule(config.webhook_retry_schedule); !schedule) {
-    fmt::print(stderr, "intercomm mda: {}\n", schedule.error().message);
-    return 2;
-  }
   auto store = store::open_store(config.store);
   if (!store) {
     fmt::print(stderr, "intercomm mda: {}\n", store.error().message);
@@ -142,7 +138,7 @@ int run_mda(const core::Config& config, const WorkerFlags& flags) {
   MdaWorkers workers(*bus, flags, config);
   if (auto started = workers.start(**store); !started) {
     fmt::print(stderr, "intercomm mda: {}\n", started.error().message);
-    return 1;
+    return started.error().code == core::ErrorCode::invalid_params ? 2 : 1;  // a bad flag
   }
   return serve_until_stopped("mda", workers.live().queue() + " and " + workers.webhooks().queue(),
                              [&] { workers.stop(); });

@@ -77,6 +77,8 @@ std::optional<std::chrono::milliseconds> RateLimiter::take(const std::string& ke
 }
 
 std::optional<std::chrono::milliseconds> RateLimiter::empty(const std::string& key) {
+  // Asked on every authenticated request: no lock while nobody has a bucket.
+  if (!any_.load(std::memory_order_relaxed)) return std::nullopt;
   return use(key, 0);
 }
 
@@ -89,6 +91,7 @@ std::optional<std::chrono::milliseconds> RateLimiter::use(const std::string& key
     if (cost == 0) return std::nullopt;  // never seen: full
     if (buckets_.size() >= max_keys_) forget_full_buckets(now);
     found = buckets_.emplace(key, Bucket{limit_.burst, now}).first;
+    any_.store(true, std::memory_order_relaxed);
   }
   Bucket& bucket = found->second;
   const double elapsed = std::chrono::duration<double>(now - bucket.at).count();
@@ -109,6 +112,7 @@ void RateLimiter::forget_full_buckets(Clock::time_point now) {
     return entry.second.tokens + elapsed * limit_.per_second >= limit_.burst;
   });
   if (buckets_.size() >= max_keys_) buckets_.clear();  // a flood of distinct keys: start over rather than grow
+  any_.store(!buckets_.empty(), std::memory_order_relaxed);
 }
 
 }  // namespace intercomm::gateway

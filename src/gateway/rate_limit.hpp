@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -59,6 +60,7 @@ class RateLimiter {
   std::size_t max_keys_;
   std::mutex mu_;
   std::unordered_map<std::string, Bucket> buckets_;
+  std::atomic<bool> any_{false};  // buckets_ is not empty: empty() needs the lock
 };
 
 }  // namespace intercomm::gateway

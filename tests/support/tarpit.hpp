@@ -2,6 +2,8 @@
 // what comes, and never answers (a webhook receiver that hangs).
 #pragma once
 
+#include "support/loopback.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,15 +20,7 @@ namespace intercomm::testing {
 class Tarpit {
  public:
   Tarpit() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    listen(fd_, 4096);
-    socklen_t length = sizeof address;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    fd_ = listen_on_loopback(4096, port_);
     thread_ = std::thread([this] { serve(); });
   }
 

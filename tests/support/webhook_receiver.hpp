@@ -2,6 +2,8 @@
 // answers with the status a test chooses per request.
 #pragma once
 
+#include "support/loopback.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -33,15 +35,7 @@ class WebhookReceiver {
   // response closes it).
   explicit WebhookReceiver(std::function<int(std::size_t)> status_for, bool keep_alive = false)
       : status_for_(std::move(status_for)), keep_alive_(keep_alive) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    listen(fd_, 16);
-    socklen_t length = sizeof address;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    fd_ = listen_on_loopback(16, port_);
     thread_ = std::thread([this] { serve(); });
   }
 
