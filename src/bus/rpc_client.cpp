@@ -73,23 +73,27 @@ void RpcClient::call(const std::string& method, boost::json::object params, Cloc
     complete(id, Error::of(ErrorCode::unavailable, "rpc: bus not connected"));
     return;
   }
-  bus_.publish(kExchange, std::move(envelope), timeout, [this, id, method](PublishStatus status) {
-    switch (status) {
-      case PublishStatus::confirmed: return;
-      case PublishStatus::unroutable:
-        complete(
-            id, Error::of(ErrorCode::unavailable, fmt::format("rpc: no worker is bound for job {}", method)));
-        return;
-      case PublishStatus::timeout:
-      case PublishStatus::unknown:
-        complete(id, Error::of(ErrorCode::timeout, "rpc: no confirm in time"));
-        return;
-      case PublishStatus::nacked:
-      case PublishStatus::failed:
-        complete(id, Error::of(ErrorCode::unavailable, fmt::format("rpc: publish {}", to_string(status))));
-        return;
-    }
+  // The confirm may come after this client is gone (the bus outlives it): reach it through the guard.
+  bus_.publish(kExchange, std::move(envelope), timeout, [guard = guard_, id, method](PublishStatus status) {
+    if (status == PublishStatus::confirmed) return;
+    std::lock_guard lock(guard->mu);
+    if (guard->client != nullptr) guard->client->complete(id, publish_failure(status, method));
   });
+}
+
+Error RpcClient::publish_failure(PublishStatus status, const std::string& method) {
+  switch (status) {
+    case PublishStatus::unroutable:
+      return Error::of(ErrorCode::unavailable, fmt::format("rpc: no worker is bound for job {}", method));
+    case PublishStatus::timeout:
+    case PublishStatus::unknown:
+      return Error::of(ErrorCode::timeout, "rpc: no confirm in time");
+    case PublishStatus::confirmed:
+    case PublishStatus::nacked:
+    case PublishStatus::failed:
+      break;
+  }
+  return Error::of(ErrorCode::unavailable, fmt::format("rpc: publish {}", to_string(status)));
 }
 
 RpcResult RpcClient::call_and_wait(const std::string& method, boost::json::object params,

@@ -58,15 +58,18 @@ class RpcClient {
   // Finishes call `id`; false when it is no longer pending (answered or timed out).
   bool complete(const std::string& id, RpcResult result);
   void run_timer();
+  static core::Error publish_failure(PublishStatus status, const std::string& method);
 
   struct Pending {
     RpcCallback done;
     Clock::time_point deadline;
   };
 
-  // Lets the bus's reply handler reach this client only while it exists.
+  // Lets the bus's reply and confirm handlers reach this client only while it
+  // exists. Recursive: a callback run under it may make another call, whose
+  // publish can fail at once on the same thread.
   struct ReplyGuard {
-    std::mutex mu;
+    std::recursive_mutex mu;
     RpcClient* client = nullptr;
   };
 

@@ -26,7 +26,23 @@ timeval timeval_of(std::chrono::milliseconds ms) {
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
+// hiredis's own reply builders, with createArray checked first.
+redisReplyObjectFunctions capped_functions(const redisReplyObjectFunctions& plain) {
+  static const auto create_array = plain.createArray;
+  redisReplyObjectFunctions capped = plain;
+  capped.createArray = [](const redisReadTask* task, int elements) -> void* {
+    if (elements < 0 || elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
+    return create_array(task, elements);
+  };
+  return capped;
+}
+
 }  // namespace
+
+void cap_reply_arrays(redisReader* reader) {
+  static redisReplyObjectFunctions capped = capped_functions(*reader->fn);  // every reader starts with the same
+  reader->fn = &capped;
+}
 
 std::string_view error_text(const Reply& reply) {
   if (!reply || reply->type != REDIS_REPLY_ERROR) return {};
@@ -58,6 +74,7 @@ core::Result<Context> NodePool::acquire() {
                      fmt::format("store: Redis {} unreachable: {}", address(), detail));
   }
   redisSetTimeout(context.get(), timeout);
+  cap_reply_arrays(context->reader);
   return context;
 }
 

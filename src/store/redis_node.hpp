@@ -13,6 +13,7 @@
 
 struct redisReply;
 struct redisContext;
+struct redisReader;
 
 namespace intercomm::store::redis {
 
@@ -73,6 +74,14 @@ class NodePool {
   int replicas_ = -1;  // unknown
   std::chrono::steady_clock::time_point replicas_checked_{};
 };
+
+// The most elements one reply array may announce. hiredis 0.14 allocates an
+// array as large as its header says before reading it ("*904095690" is 7 GB);
+// a larger header fails the reply (out of memory) and drops the connection.
+inline constexpr int kMaxReplyElements = 1 << 20;
+
+// Makes `reader` refuse arrays over kMaxReplyElements. Every connection's reader gets it.
+void cap_reply_arrays(redisReader* reader);
 
 // Text of an error reply ("MOVED 3999 127.0.0.1:6381"), or empty when `reply` is not one.
 std::string_view error_text(const Reply& reply);

@@ -12,6 +12,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace redis = intercomm::store::redis;
   redisReader* reader = redisReaderCreate();
+  redis::cap_reply_arrays(reader);  // as every connection's reader
   redisReaderFeed(reader, reinterpret_cast<const char*>(data), size);
   for (int replies = 0; replies < 64; ++replies) {
     void* raw = nullptr;
