@@ -1,6 +1,10 @@
 // End-to-end latency, POST /v1/messages sent -> the receiver's WebSocket frame
 // received, at fixed offered rates; and the gateway's memory per idle WebSocket.
 //   stream_bench PORT SECRET GATEWAY_PID [--rates 100,500,1000] [--seconds 5] [--idle 10000]
+//                [--cpu-pids PID,PID...]
+// Besides the Markdown table it prints one line per rate, "RESULT rate=... cpu_s=...",
+// and "IDLE opened=... kib_per_socket=...", for bench/run_all.sh; cpu_s is the CPU
+// time the --cpu-pids (the server's processes) spent during that rate's run.
 #include "gateway/jwt.hpp"
 
 #include <fmt/core.h>
@@ -17,11 +21,15 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -31,6 +39,27 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+
+// User + system CPU seconds of `pid` so far (0 when it is gone).
+double cpu_seconds(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double cpu_seconds(const std::vector<int>& pids) {
+  double total = 0;
+  for (int pid : pids) total += cpu_seconds(pid);
+  return total;
+}
 
 long rss_kib(int pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -170,19 +199,22 @@ int main(int argc, char** argv) {
   std::vector<int> rates{100, 500, 1000, 2000};
   int seconds = 5;
   int idle = 10000;
+  std::vector<int> cpu_pids{pid};
+  const auto numbers = [](const std::string& list) {
+    std::vector<int> out;
+    for (std::size_t at = 0; at < list.size();) {
+      const auto comma = list.find(',', at);
+      out.push_back(std::stoi(list.substr(at, comma - at)));
+      at = comma == std::string::npos ? list.size() : comma + 1;
+    }
+    return out;
+  };
   for (int i = 4; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--cpu-pids") cpu_pids = numbers(argv[i + 1]);
     if (flag == "--seconds") seconds = std::stoi(argv[i + 1]);
     if (flag == "--idle") idle = std::stoi(argv[i + 1]);
-    if (flag == "--rates") {
-      rates.clear();
-      std::string list = argv[i + 1];
-      for (std::size_t at = 0; at < list.size();) {
-        const auto comma = list.find(',', at);
-        rates.push_back(std::stoi(list.substr(at, comma - at)));
-        at = comma == std::string::npos ? list.size() : comma + 1;
-      }
-    }
+    if (flag == "--rates") rates = numbers(argv[i + 1]);
   }
 
   fmt::print(
@@ -190,13 +222,20 @@ int main(int argc, char** argv) {
       "|\n|---|---|---|---|---|---|---|\n");
   int run_id = 0;
   for (int rate : rates) {
+    const double cpu_before = cpu_seconds(cpu_pids);
     auto result = run_rate(port, secret, rate, seconds, ++run_id);
+    const double cpu = cpu_seconds(cpu_pids) - cpu_before;
     const std::size_t received = result.latencies_ms.size();
+    const double p50 = percentile(result.latencies_ms, 0.5), p99 = percentile(result.latencies_ms, 0.99),
+                 p999 = percentile(result.latencies_ms, 0.999);
     fmt::print("| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.2f} |\n", rate, result.sent, received,
-               result.sent - received, percentile(result.latencies_ms, 0.5),
-               percentile(result.latencies_ms, 0.99), percentile(result.latencies_ms, 0.999));
+               result.sent - received, p50, p99, p999);
+    fmt::print("RESULT rate={} seconds={} sent={} received={} not_accepted={} p50={:.2f} p99={:.2f} p999={:.2f} "
+               "cpu_s={:.2f}\n",
+               rate, seconds, result.sent, received, result.not_accepted, p50, p99, p999, cpu);
     std::fflush(stdout);
   }
+  if (idle <= 0) return 0;
 
   // Idle sockets: distinct users, so each is a binding as well as a socket.
   asio::io_context io;
@@ -220,7 +259,10 @@ int main(int argc, char** argv) {
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const long after = rss_kib(pid);
+  const double per_socket = opened > 0 ? static_cast<double>(after - before) / opened : 0.0;
   fmt::print("\nidle WebSockets open: {}; gateway RSS {} MiB -> {} MiB: {:.1f} KiB per socket\n", opened,
-             before / 1024, after / 1024, opened > 0 ? static_cast<double>(after - before) / opened : 0.0);
+             before / 1024, after / 1024, per_socket);
+  fmt::print("IDLE opened={} rss_before_kib={} rss_after_kib={} kib_per_socket={:.1f}\n", opened, before, after,
+             per_socket);
   return 0;
 }

@@ -13,6 +13,10 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 
 namespace intercomm::gateway {
@@ -185,13 +189,75 @@ core::Result<TokenVerifier> TokenVerifier::make(std::string secret, std::string_
   }
   TokenVerifier verifier;
   verifier.keys_ = std::move(keys);
+  verifier.cache_ = std::make_shared<Cache>();
   return verifier;
 }
+
+// Verified tokens by the SHA-256 of their text, sharded by its first byte.
+// A full shard first drops what expired, then everything: forgetting costs a
+// verification, never a wrong answer.
+class TokenVerifier::Cache {
+ public:
+  static constexpr std::size_t kShards = 16;
+  static constexpr std::size_t kPerShard = 1024;
+  using Digest = std::array<unsigned char, 32>;
+
+  static Digest digest_of(std::string_view token) {
+    Digest digest{};
+    unsigned int length = 0;
+    EVP_Digest(token.data(), token.size(), digest.data(), &length, EVP_sha256(), nullptr);
+    return digest;
+  }
+
+  std::optional<Claims> find(const Digest& digest) {
+    auto& shard = shards_[digest[0] % kShards];
+    std::lock_guard lock(shard.mu);
+    const auto found = shard.entries.find(digest);
+    if (found == shard.entries.end()) return std::nullopt;
+    return found->second;
+  }
+
+  void remember(const Digest& digest, const Claims& claims, std::int64_t now_s) {
+    auto& shard = shards_[digest[0] % kShards];
+    std::lock_guard lock(shard.mu);
+    if (shard.entries.size() >= kPerShard) {
+      std::erase_if(shard.entries, [&](const auto& entry) { return entry.second.expires_at < now_s; });
+      if (shard.entries.size() >= kPerShard) shard.entries.clear();
+    }
+    shard.entries.insert_or_assign(digest, claims);
+  }
+
+ private:
+  struct DigestHash {
+    std::size_t operator()(const Digest& digest) const noexcept {
+      std::size_t hash;  // a prefix of a cryptographic digest is already uniform
+      std::memcpy(&hash, digest.data() + 1, sizeof hash);
+      return hash;
+    }
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<Digest, Claims, DigestHash> entries;
+  };
+  std::array<Shard, kShards> shards_;
+};
 
 core::Result<Claims> TokenVerifier::verify(std::string_view token, SystemClock::time_point now,
                                            std::chrono::seconds leeway) const {
   if (!keys_) return refused("no key is configured to verify tokens");
-  return verify_with(token, KeyRing{keys_->secret, keys_->public_key.get(), &keys_->rules}, now, leeway);
+  const auto digest = Cache::digest_of(token);
+  const std::int64_t now_s = seconds_since_epoch(now);
+  if (auto known = cache_->find(digest)) {
+    // Signature, header and sub were checked when it was remembered; time moves.
+    const bool in_time = now_s <= known->expires_at + leeway.count() &&
+                         (!known->not_before || now_s + leeway.count() >= *known->not_before) &&
+                         (!known->issued_at || *known->issued_at <= now_s + leeway.count());
+    if (in_time) return *known;
+    // Out of its time: verified again, which says which claim failed.
+  }
+  auto claims = verify_with(token, KeyRing{keys_->secret, keys_->public_key.get(), &keys_->rules}, now, leeway);
+  if (claims) cache_->remember(digest, *claims, now_s);
+  return claims;
 }
 
 namespace {
@@ -286,7 +352,7 @@ core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, Sy
     if (aud != nullptr && aud->is_array()) ours = std::any_of(aud->get_array().begin(), aud->get_array().end(), names);
     if (!ours) return refused("aud does not name this service");
   }
-  return Claims{std::string(sub->get_string()), *exp};
+  return Claims{std::string(sub->get_string()), *exp, number("nbf"), number("iat")};
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,9 @@ using SystemClock = std::chrono::system_clock;
 struct Claims {
   std::string subject;  // the user the token acts for
   std::int64_t expires_at = 0;
+  // The time claims besides exp (seconds since the epoch), when the token has them.
+  std::optional<std::int64_t> not_before;  // nbf
+  std::optional<std::int64_t> issued_at;   // iat
 };
 
 // A token for `subject`, valid for `ttl` from `now`: header {"alg":"HS256","typ":"JWT"},
@@ -50,7 +54,10 @@ struct TokenRules {
 // when one is configured. The header's alg picks the check, and each alg only
 // ever uses its own key, so a token "signed" HS256 with the public key as the
 // secret (algorithm switching) fails, as do "none" and every other alg. The
-// claims are checked as verify_hs256 describes. Thread-safe; cheap to copy.
+// claims are checked as verify_hs256 describes. A token verified once is
+// remembered (by the SHA-256 of its text, in a bounded cache shared by the
+// copies) and its time claims alone are checked again on its next use: a
+// client sends the same token with every request. Thread-safe; cheap to copy.
 class TokenVerifier {
  public:
   // `public_key_pem` may be empty (HS256 only); `secret` may be empty when a
@@ -64,7 +71,9 @@ class TokenVerifier {
 
  private:
   struct Keys;
+  class Cache;
   std::shared_ptr<const Keys> keys_;
+  std::shared_ptr<Cache> cache_;
 };
 
 // base64url without padding (RFC 4648 §5), as JWTs use it.

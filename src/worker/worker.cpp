@@ -152,7 +152,7 @@ void Worker::stop() {
     }
     delayed_.clear();
     cv_.notify_all();
-    cv_.wait(lock, [&] { return busy_ == 0 || threads_.empty(); });
+    drained_cv_.wait(lock, [&] { return busy_ == 0 || threads_.empty(); });
   }
   {
     std::lock_guard consumers(consumers_mu_);  // a breaker closing now must not resume them
@@ -298,8 +298,9 @@ void Worker::run_thread() {
 
 void Worker::settled() {
   std::lock_guard lock(mu_);
-  --busy_;
-  cv_.notify_all();
+  // Only stop() waits for this, and only for the last one: waking every
+  // handler thread on each settle cost ~90 context switches per message.
+  if (--busy_ == 0) drained_cv_.notify_all();
 }
 
 void Worker::finish(bus::Delivery& delivery, const std::vector<jsonrpc::Response>& responses, bool batch,

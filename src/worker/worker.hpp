@@ -166,7 +166,8 @@ class Worker {
   mutable std::mutex mu_;
   // Serializes pausing, resuming and dropping the subscriptions (taken before mu_).
   std::mutex consumers_mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;          // handler threads: a task, a retry due, or stop
+  std::condition_variable drained_cv_;  // stop(): nothing left in hand (busy_ == 0)
   std::deque<Task> tasks_;
   std::multimap<std::chrono::steady_clock::time_point, Task> delayed_;  // jobs and lanes backing off
   std::uint32_t transient_in_a_row_ = 0;

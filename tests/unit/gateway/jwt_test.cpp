@@ -227,6 +227,47 @@ TEST(TokenVerifier, ChecksAudienceAndIssuerWhenConfigured) {
   EXPECT_TRUE(open->verify(token({{"aud", "billing"}}), kNow));
 }
 
+// The second use of a token is answered from the verifier's cache: its time
+// claims must still be checked against the time of that use.
+TEST(TokenVerifier, ARememberedTokenIsStillCheckedForTime) {
+  auto verifier = TokenVerifier::make(std::string(kSecret));
+  ASSERT_TRUE(verifier);
+  const std::int64_t now_s = 1'800'000'000;
+  const auto timed = sign({{"alg", "HS256"}}, {{"sub", "alice"}, {"nbf", now_s}, {"iat", now_s}, {"exp", now_s + 60}},
+                          kSecret);
+  const auto first = verifier->verify(timed, kNow);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first->not_before, now_s);
+  const auto copy = *verifier;  // copies share the cache
+  const auto again = copy.verify(timed, kNow + 10s);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->subject, "alice");
+  EXPECT_EQ(again->expires_at, now_s + 60);
+  EXPECT_EQ(reason(copy.verify(timed, kNow + 91s)), "token: expired");
+  EXPECT_EQ(reason(copy.verify(timed, kNow - 31s)), "token: not valid yet (nbf)");
+  EXPECT_TRUE(copy.verify(timed, kNow + 89s));  // within the leeway, as the first time
+
+  // The same claims under another signature are another token: verified in full.
+  auto forged = timed;
+  char& c = forged[forged.size() - 10];  // inside the signature, clear of its unused low bits
+  c = c == 'A' ? 'B' : 'A';
+  EXPECT_EQ(reason(copy.verify(forged, kNow)), "token: bad signature");
+}
+
+// Many distinct tokens (more than the cache holds) all verify, and each one's subject is its own.
+TEST(TokenVerifier, ManyTokensEachKeepTheirOwnSubject) {
+  auto verifier = TokenVerifier::make(std::string(kSecret));
+  ASSERT_TRUE(verifier);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 20000; i += 7) {
+      const std::string user = "user_" + std::to_string(i);
+      const auto claims = verifier->verify(mint_hs256(kSecret, user, 60s, kNow), kNow);
+      ASSERT_TRUE(claims) << user;
+      ASSERT_EQ(claims->subject, user);
+    }
+  }
+}
+
 TEST(TokenVerifier, RefusesUnusableKeys) {
   EXPECT_FALSE(TokenVerifier::make("", ""));
   // A secret shorter than the hash can be guessed offline from one token.
