@@ -7,6 +7,7 @@ set xlabel "offered messages/s"
 set ylabel "latency, ms (log)"
 set logscale y
 set logscale x 2
+set xtics (250, 500, 1000, 2000, 4000, 8000, 16000)
 set grid
 set key top left
 plot dir."/latency.dat" index 0 using 1:2 with linespoints lw 2 title "embedded p50", \
@@ -22,7 +23,9 @@ unset logscale
 set xlabel "intercomm mta processes"
 set ylabel "messages/s"
 set xtics 1
+unset logscale x
 set yrange [0:*]
+set key bottom right
 set style data linespoints
 plot dir."/scaling.dat" using 1:2 lw 2 title "accepted/s", \
      ""                 using 1:3 lw 2 title "stored/s (sustained)"

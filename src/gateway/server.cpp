@@ -24,6 +24,7 @@
 #include <cctype>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -191,16 +192,24 @@ struct HttpServer::Impl {
       const unsigned version = request.version();
       const bool keep_alive = request.keep_alive();
       if (beast::websocket::is_upgrade(request)) {
-        HttpRequest plain = to_plain(http::request<http::string_body>(request), remote);
-        if (const auto* upgrade = router.websocket(plain)) {
-          --in_flight;
-          if (options.metrics) options.metrics->request_finished(router.route_name(plain), 101, {});
-          WsUpgrade decision = (*upgrade)(plain);
-          if (!decision.handler) {
-            co_await write(stream, std::move(decision.refusal), version, false, core::new_message_id());
+        std::optional<WsUpgrade> decision;
+        {
+          const HttpRequest plain = to_plain(http::request<http::string_body>(request), remote);
+          if (const auto* upgrade = router.websocket(plain)) {
+            --in_flight;
+            if (options.metrics) options.metrics->request_finished(router.route_name(plain), 101, {});
+            decision = (*upgrade)(plain);
+          }
+        }
+        if (decision) {
+          if (!decision->handler) {
+            co_await write(stream, std::move(decision->refusal), version, false, core::new_message_id());
             break;
           }
-          co_await run_websocket(std::move(stream), std::move(request), std::move(decision), ws_options());
+          // What an idle socket keeps is the WebSocket's own state: not this HTTP read buffer.
+          buffer.clear();
+          buffer.shrink_to_fit();
+          co_await run_websocket(std::move(stream), std::move(request), std::move(*decision), ws_options());
           --connections;
           co_return;
         }

@@ -10,7 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include <deque>
+#include <list>
 #include <iterator>
 #include <mutex>
 
@@ -93,7 +93,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Stream ws_;
   std::size_t queue_limit_;
-  std::deque<Frame> queue_;
+  std::list<Frame> queue_;  // a list: empty (most of the time), it owns no memory; a deque does
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
@@ -160,6 +160,7 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
       [](websocket::response_type& response) { response.set(beast::http::field::server, "intercomm"); }));
   auto [accepted] = co_await ws.async_accept(request, asio::as_tuple(asio::use_awaitable));
   if (accepted) co_return;
+  request = {};  // answered: its headers need not stay for the socket's life
 
   auto connection = std::make_shared<Connection>(session);
   if (options.metrics) options.metrics->websocket_opened();
@@ -186,6 +187,7 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
       upgrade.handler->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
     }
     buffer.consume(buffer.size());
+    buffer.shrink_to_fit();  // clients send little; an idle socket holds no read buffer
   }
   session->mark_closed();
   if (expiry) expiry->cancel();
