@@ -3,6 +3,7 @@
 
 #include "bus/topology.hpp"
 #include "core/config.hpp"
+#include "core/logging.hpp"
 
 #include <amqp_tcp_socket.h>
 #include <poll.h>
@@ -17,7 +18,10 @@ AmqpCore::~AmqpCore() {
 }
 
 void AmqpCore::start() {
-  io_thread_ = std::thread([self = shared_from_this()] { self->loop(); });
+  io_thread_ = std::thread([self = shared_from_this()] {
+    core::logging::name_this_thread("amqp-io");
+    self->loop();
+  });
 }
 
 void AmqpCore::stop() {

@@ -3,6 +3,7 @@
 
 #include "bus/inproc_journal.hpp"
 #include "bus/topology.hpp"
+#include "core/logging.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -582,7 +583,10 @@ class InprocBroker {
   explicit InprocBroker(std::unique_ptr<Journal> journal = nullptr)
       : state_(std::make_shared<BrokerState>(std::move(journal))) {
     state_->self_ = state_;
-    dispatcher_ = std::thread([state = state_] { state->run_dispatcher(); });
+    dispatcher_ = std::thread([state = state_] {
+      core::logging::name_this_thread("bus-dispatch");
+      state->run_dispatcher();
+    });
   }
   ~InprocBroker() {
     state_->stop();

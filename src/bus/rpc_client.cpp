@@ -4,6 +4,7 @@
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
 #include "core/jsonrpc.hpp"
+#include "core/logging.hpp"
 
 #include <fmt/core.h>
 
@@ -29,7 +30,10 @@ core::Result<std::unique_ptr<RpcClient>> RpcClient::open(Bus& bus, Intercept int
 }
 
 RpcClient::RpcClient(Bus& bus) : bus_(bus), id_prefix_(core::new_message_id() + "-") {
-  timer_ = std::thread([this] { run_timer(); });
+  timer_ = std::thread([this] {
+    core::logging::name_this_thread("rpc-timer");
+    run_timer();
+  });
 }
 
 RpcClient::~RpcClient() {

@@ -8,6 +8,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
 
+#include <pthread.h>
+
 #include <chrono>
 #include <ctime>
 
@@ -87,6 +89,12 @@ ScopedRequestId::~ScopedRequestId() {
 
 const std::string& current_request_id() noexcept {
   return t_request_id;
+}
+
+void name_this_thread(std::string_view name) {
+  char buffer[16] = {};
+  name.copy(buffer, sizeof buffer - 1);
+  pthread_setname_np(pthread_self(), buffer);
 }
 
 }  // namespace intercomm::core::logging

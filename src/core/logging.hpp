@@ -34,4 +34,8 @@ class ScopedRequestId {
 
 const std::string& current_request_id() noexcept;
 
+// Names the calling thread (what `top -H`, `perf` and /proc/<pid>/task/*/comm
+// show); Linux keeps the first 15 bytes.
+void name_this_thread(std::string_view name);
+
 }  // namespace intercomm::core::logging

@@ -2,6 +2,7 @@
 #include "gateway/server.hpp"
 
 #include "core/ids.hpp"
+#include "core/logging.hpp"
 #include "gateway/ws_session.hpp"
 
 #include <fmt/core.h>
@@ -312,7 +313,10 @@ core::Result<std::uint16_t> HttpServer::start() {
   const auto port = acceptor.local_endpoint().port();
   asio::co_spawn(acceptor.get_executor(), impl_->accept_loop(), asio::detached);
   for (unsigned i = 0; i < std::max(1U, impl_->options.threads); ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] {
+      core::logging::name_this_thread("http-io");
+      impl_->io.run();
+    });
   }
   impl_->started = true;
   return port;

@@ -2,6 +2,8 @@
 // for HTTP, one OpenSSL context for TLS, kept-alive connections reused per host.
 #include "mda/webhook.hpp"
 
+#include "core/logging.hpp"
+
 #include <fmt/core.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -306,7 +308,10 @@ void WebhookClient::Impl::put_idle(const std::string& key, std::unique_ptr<Conne
 }
 
 WebhookClient::WebhookClient(WebhookOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
-  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    core::logging::name_this_thread("webhook-io");
+    impl->io.run();
+  });
 }
 
 WebhookClient::~WebhookClient() {

@@ -112,7 +112,10 @@ core::Result<void> Worker::start() {
     }
   }
   for (unsigned i = 0; i < std::max(1U, options_.threads); ++i)
-    threads_.emplace_back([this] { run_thread(); });
+    threads_.emplace_back([this] {
+      core::logging::name_this_thread("w:" + name_);
+      run_thread();
+    });
   subscription_ = bus_.consume(queue_, options_.prefetch, [this](std::unique_ptr<bus::Delivery> delivery) {
     on_delivery(std::move(delivery));
   });

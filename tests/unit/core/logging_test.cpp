@@ -4,7 +4,10 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <boost/json/parse.hpp>
 
+#include <fstream>
 #include <sstream>
+#include <string>
+#include <thread>
 
 namespace intercomm::core::logging {
 namespace {
@@ -76,6 +79,18 @@ TEST(RequestId, ScopesNestAndRestore) {
     EXPECT_EQ(current_request_id(), "outer");
   }
   EXPECT_EQ(current_request_id(), "");
+}
+
+TEST(ThreadNames, AThreadIsNamedAsItSaysCutTo15Bytes) {
+  std::string seen_short, seen_long;
+  std::thread([&] {
+    name_this_thread("w:mta");
+    std::getline(std::ifstream("/proc/thread-self/comm"), seen_short);
+    name_this_thread("w:mda_webhook_and_more");
+    std::getline(std::ifstream("/proc/thread-self/comm"), seen_long);
+  }).join();
+  EXPECT_EQ(seen_short, "w:mta");
+  EXPECT_EQ(seen_long, "w:mda_webhook_a");
 }
 
 }  // namespace
