@@ -6,7 +6,7 @@
 #    CPU seconds per 1,000 messages of each server process under that load;
 #  - POST -> the receiver's WebSocket frame at fixed offered rates (p50/p99/p99.9),
 #    the highest flat rate, CPU seconds per 1,000 messages at each rate;
-#  - memory per idle WebSocket (embedded and split gateways);
+#  - memory per idle WebSocket (a fresh embedded process and a fresh split gateway);
 #  - split stored/s with 1, 2 and 4 `intercomm mta` processes.
 # Writes build/bench-all/results.md (the tables), latency.png and scaling.png
 # (gnuplot), and the raw figures next to them.
@@ -99,9 +99,17 @@ accept_row() {  # NAME BASE_URL [LABEL=PID,PID ...]
 
 stream_rows() {  # NAME PORT GATEWAY_PID CPU_PIDS
   build/release/bench/stream_bench "$2" "$secret" "$3" --rates "$rates" --seconds "$rate_seconds" \
-    --idle "$idle" --cpu-pids "$4" > "$dir/stream-$1.txt"
-  sed -n "s/^RESULT /STREAM name=$1 /p; s/^IDLE /IDLE name=$1 /p" "$dir/stream-$1.txt" >> "$raw"
-  grep -E '^(RESULT|IDLE)' "$dir/stream-$1.txt" | sed 's/^/    /' >&2
+    --idle 0 --cpu-pids "$4" > "$dir/stream-$1.txt"
+  sed -n "s/^RESULT /STREAM name=$1 /p" "$dir/stream-$1.txt" >> "$raw"
+  grep -E '^RESULT' "$dir/stream-$1.txt" | sed 's/^/    /' >&2
+}
+
+# Memory per idle socket, on a gateway that served nothing before: after a
+# load, sockets reuse the heap the load freed and look cheaper than they are.
+idle_row() {  # NAME PORT GATEWAY_PID
+  build/release/bench/stream_bench "$2" "$secret" "$3" --rates "" --idle "$idle" > "$dir/idle-$1.txt"
+  sed -n "s/^IDLE /IDLE name=$1 /p" "$dir/idle-$1.txt" >> "$raw"
+  grep -E '^IDLE' "$dir/idle-$1.txt" | sed 's/^/    /' >&2
 }
 
 # ---------------------------------------------------------------- nginx
@@ -146,10 +154,18 @@ pids+=($!)
 run_pid=${pids[-1]}
 wait_http "http://127.0.0.1:$port/healthz"
 accept_row embedded "http://127.0.0.1:$port" "run=$run_pid"
-progress "embedded: POST -> frame at $rates msg/s, then $idle idle sockets"
+progress "embedded: POST -> frame at $rates msg/s"
 sleep 3  # what the load left (RocksDB flushes) settles first
 stream_rows embedded "$port" "$run_pid" "$run_pid"
 kill "$run_pid"; wait "$run_pid" 2>/dev/null || true
+progress "embedded: $idle idle sockets on a fresh intercomm run"
+port=$(free_port)
+"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded-idle" --secret "$secret" --log-level warn \
+  --max-connections 12000 > "$dir/embedded-idle.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+idle_row embedded "$port" "${pids[-1]}"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # ---------------------------------------------------------------- split
 progress "split: starting RabbitMQ and Redis"
@@ -193,9 +209,16 @@ while ((${#mta_pids[@]} > 1)); do
   kill "${mta_pids[-1]}"; wait "${mta_pids[-1]}" 2>/dev/null || true
   unset 'mta_pids[-1]'
 done
-progress "split (one of each process): POST -> frame at $rates msg/s, then $idle idle sockets"
+progress "split (one of each process): POST -> frame at $rates msg/s"
 sleep 3
 stream_rows split "$port" "$gateway_pid" "$gateway_pid,${mta_pids[0]},$mda_pid,$rabbit_pid,$redis_pid"
+progress "split: $idle idle sockets on a fresh intercomm gateway"
+port=$(free_port)
+"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
+  --max-connections 12000 > "$dir/gateway-idle.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$port/healthz"
+idle_row split "$port" "${pids[-1]}"
 
 # ---------------------------------------------------------------- report
 progress "writing $dir/results.md and the plots"

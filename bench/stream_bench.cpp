@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
     if (flag == "--cpu-pids") cpu_pids = numbers(argv[i + 1]);
     if (flag == "--seconds") seconds = std::stoi(argv[i + 1]);
     if (flag == "--idle") idle = std::stoi(argv[i + 1]);
-    if (flag == "--rates") rates = numbers(argv[i + 1]);
+    if (flag == "--rates") rates = numbers(argv[i + 1]);  // "": none (idle sockets only)
   }
 
   fmt::print(
