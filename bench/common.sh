@@ -23,12 +23,14 @@ wait_http() {  # URL
   return 1
 }
 
-# Starts `intercomm WORKER` (mta, mda) on AMQP and STORE; returns once it serves.
-start_worker() {  # WORKER AMQP STORE
-  "$bin" "$1" --amqp "$2" --store "$3" --log-level warn > "$dir/$1.log" 2>&1 &
+# Starts `intercomm WORKER` (mta, mda) on AMQP and STORE, logging to
+# $dir/LOG.log (LOG defaults to WORKER); returns once it serves.
+start_worker() {  # WORKER AMQP STORE [LOG]
+  local log="$dir/${4:-$1}.log"
+  "$bin" "$1" --amqp "$2" --store "$3" --log-level warn > "$log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 300); do grep -q "intercomm $1: serving" "$dir/$1.log" && return 0; sleep 0.1; done
-  echo "$(basename "$0"): intercomm $1 did not start; see $dir/$1.log" >&2
+  for _ in $(seq 300); do grep -q "intercomm $1: serving" "$log" && return 0; sleep 0.1; done
+  echo "$(basename "$0"): intercomm $1 did not start; see $log" >&2
   return 1
 }
 

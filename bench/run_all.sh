@@ -175,12 +175,8 @@ rabbit_pid=$(cat "$dir/rabbitmq/rabbitmq.pid")
 redis_pid=$(cat "$dir/redis/redis.pid")
 mta_pids=()
 start_mta() {
-  "$bin" mta --amqp "$amqp" --store "$redis" --log-level warn > "$dir/mta-${#mta_pids[@]}.log" 2>&1 &
-  pids+=($!)
-  mta_pids+=($!)
-  for _ in $(seq 300); do grep -q "intercomm mta: serving" "$dir/mta-$((${#mta_pids[@]} - 1)).log" && return 0; sleep 0.1; done
-  echo "run_all.sh: intercomm mta did not start; see $dir/mta-*.log" >&2
-  return 1
+  start_worker mta "$amqp" "$redis" "mta-${#mta_pids[@]}"
+  mta_pids+=("${pids[-1]}")
 }
 start_mta
 start_worker mda "$amqp" "$redis"
