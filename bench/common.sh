@@ -68,3 +68,48 @@ backlog_seconds() {  # BASE_URL TOKEN
   done
   python3 -c "import time; print(f'{time.time() - $start:.1f}')"
 }
+
+# Starts nginx answering POST /v1/messages with a fixed 202 (the HTTP ceiling of
+# this machine), config and logs under $dir/nginx; sets nginx_port and adds its pid.
+start_nginx() {
+  nginx_port=$(free_port)
+  mkdir -p "$dir/nginx"
+  cat > "$dir/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/body;
+  proxy_temp_path $dir/nginx/proxy;
+  fastcgi_temp_path $dir/nginx/fastcgi;
+  uwsgi_temp_path $dir/nginx/uwsgi;
+  scgi_temp_path $dir/nginx/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /v1/messages {
+      default_type application/json;
+      return 202 '{"message_id":"01M8ZBENCH0000000000000000","status":"accepted"}';
+    }
+    location = /healthz { return 200 'ok'; }
+  }
+}
+NGINX
+  nginx -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$nginx_port/healthz"
+}
+
+# Starts `intercomm COMMAND` (run, gateway) on a free loopback port with ARGS,
+# logging to $dir/LOG.log; sets port and server_pid once /healthz answers.
+start_server() {  # LOG COMMAND ARGS...
+  local log="$dir/$1.log" command=$2
+  shift 2
+  port=$(free_port)
+  "$bin" "$command" --listen "127.0.0.1:$port" --secret "$secret" --log-level warn "$@" > "$log" 2>&1 &
+  pids+=($!)
+  server_pid=$!
+  wait_http "http://127.0.0.1:$port/healthz"
+}

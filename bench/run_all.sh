@@ -114,58 +114,23 @@ idle_row() {  # NAME PORT GATEWAY_PID
 
 # ---------------------------------------------------------------- nginx
 progress "nginx answering a fixed 202 (${seconds} s)"
-nginx_port=$(free_port)
-mkdir -p "$dir/nginx"
-cat > "$dir/nginx/nginx.conf" <<NGINX
-worker_processes 2;
-daemon off;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $dir/nginx/body;
-  proxy_temp_path $dir/nginx/proxy;
-  fastcgi_temp_path $dir/nginx/fastcgi;
-  uwsgi_temp_path $dir/nginx/uwsgi;
-  scgi_temp_path $dir/nginx/scgi;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location = /v1/messages {
-      default_type application/json;
-      return 202 '{"message_id":"01M8ZBENCH0000000000000000","status":"accepted"}';
-    }
-    location = /healthz { return 200 'ok'; }
-  }
-}
-NGINX
-nginx -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" &
-pids+=($!)
-wait_http "http://127.0.0.1:$nginx_port/healthz"
+start_nginx
 accept_row nginx "http://127.0.0.1:$nginx_port"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # ---------------------------------------------------------------- embedded
 progress "embedded: intercomm run (in-process bus, RocksDB)"
-port=$(free_port)
-"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn \
-  --rate-limits send=off --max-connections 12000 > "$dir/embedded.log" 2>&1 &
-pids+=($!)
-run_pid=${pids[-1]}
-wait_http "http://127.0.0.1:$port/healthz"
+start_server embedded run --store "rocksdb:$dir/embedded" --rate-limits send=off --max-connections 12000
+run_pid=$server_pid
 accept_row embedded "http://127.0.0.1:$port" "run=$run_pid"
 progress "embedded: POST -> frame at $rates msg/s"
 sleep 3  # what the load left (RocksDB flushes) settles first
 stream_rows embedded "$port" "$run_pid" "$run_pid"
 kill "$run_pid"; wait "$run_pid" 2>/dev/null || true
 progress "embedded: $idle idle sockets on a fresh intercomm run"
-port=$(free_port)
-"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded-idle" --secret "$secret" --log-level warn \
-  --max-connections 12000 > "$dir/embedded-idle.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/healthz"
-idle_row embedded "$port" "${pids[-1]}"
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+start_server embedded-idle run --store "rocksdb:$dir/embedded-idle" --max-connections 12000
+idle_row embedded "$port" "$server_pid"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
 # ---------------------------------------------------------------- split
 progress "split: starting RabbitMQ and Redis"
@@ -181,12 +146,8 @@ start_mta() {
 start_mta
 start_worker mda "$amqp" "$redis"
 mda_pid=${pids[-1]}
-port=$(free_port)
-"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
-  --rate-limits send=off --max-connections 12000 > "$dir/gateway.log" 2>&1 &
-pids+=($!)
-gateway_pid=${pids[-1]}
-wait_http "http://127.0.0.1:$port/healthz"
+start_server gateway gateway --amqp "$amqp" --rate-limits send=off --max-connections 12000
+gateway_pid=$server_pid
 split_groups() {
   local mtas_csv
   mtas_csv=$(IFS=,; echo "${mta_pids[*]}")
@@ -209,12 +170,8 @@ progress "split (one of each process): POST -> frame at $rates msg/s"
 sleep 3
 stream_rows split "$port" "$gateway_pid" "$gateway_pid,${mta_pids[0]},$mda_pid,$rabbit_pid,$redis_pid"
 progress "split: $idle idle sockets on a fresh intercomm gateway"
-port=$(free_port)
-"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn \
-  --max-connections 12000 > "$dir/gateway-idle.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/healthz"
-idle_row split "$port" "${pids[-1]}"
+start_server gateway-idle gateway --amqp "$amqp" --max-connections 12000
+idle_row split "$port" "$server_pid"
 
 # ---------------------------------------------------------------- report
 progress "writing $dir/results.md and the plots"

@@ -58,43 +58,12 @@ measure() {  # NAME BASE_URL (nginx: no backlog)
 }
 
 echo "== nginx (fixed 202)" >&2
-nginx_port=$(free_port)
-mkdir -p "$dir/nginx"
-cat > "$dir/nginx/nginx.conf" <<NGINX
-worker_processes 2;
-daemon off;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $dir/nginx/body;
-  proxy_temp_path $dir/nginx/proxy;
-  fastcgi_temp_path $dir/nginx/fastcgi;
-  uwsgi_temp_path $dir/nginx/uwsgi;
-  scgi_temp_path $dir/nginx/scgi;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location = /v1/messages {
-      default_type application/json;
-      return 202 '{"message_id":"01M8ZBENCH0000000000000000","status":"accepted"}';
-    }
-    location = /healthz { return 200 'ok'; }
-  }
-}
-NGINX
-nginx -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" &
-pids+=($!)
-wait_http "http://127.0.0.1:$nginx_port/healthz"
+start_nginx
 measure nginx "http://127.0.0.1:$nginx_port"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== intercomm run (embedded: in-process bus, RocksDB)" >&2
-port=$(free_port)
-"$bin" run --listen "127.0.0.1:$port" --store "rocksdb:$dir/embedded" --secret "$secret" --log-level warn --rate-limits send=off \
-  > "$dir/embedded.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/healthz"
+start_server embedded run --store "rocksdb:$dir/embedded" --rate-limits send=off
 measure embedded "http://127.0.0.1:$port"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
@@ -102,11 +71,7 @@ echo "== split (intercomm gateway + intercomm mta, RabbitMQ, Redis)" >&2
 amqp=$(tests/support/rabbitmq.sh start "$dir/rabbitmq")
 redis=$(tests/support/redis.sh start "$dir/redis")
 start_worker mta "$amqp" "$redis"
-port=$(free_port)
-"$bin" gateway --listen "127.0.0.1:$port" --amqp "$amqp" --secret "$secret" --log-level warn --rate-limits send=off \
-  > "$dir/gateway.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$port/healthz"
+start_server gateway gateway --amqp "$amqp" --rate-limits send=off
 measure split "http://127.0.0.1:$port"
 
 echo
