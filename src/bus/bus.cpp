@@ -2,7 +2,6 @@
 #include "bus/bus.hpp"
 
 #include <condition_variable>
-#include <future>
 #include <mutex>
 
 namespace intercomm::bus {
@@ -46,15 +45,20 @@ void Delivery::reject(bool requeue) {
 
 PublishStatus publish_and_wait(Bus& bus, std::string_view exchange, Envelope message,
                                Clock::duration timeout) {
-  auto promise = std::make_shared<std::promise<PublishStatus>>();
-  auto future = promise->get_future();
-  bus.publish(exchange, std::move(message), timeout,
-              [promise](PublishStatus status) { promise->set_value(status); });
-  return future.get();
+  std::vector<Envelope> one;
+  one.push_back(std::move(message));
+  return bus.publish_all_and_wait(exchange, std::move(one), timeout).front();
 }
 
-std::vector<PublishStatus> publish_all_and_wait(Bus& bus, std::string_view exchange,
-                                                std::vector<Envelope> messages, Clock::duration timeout) {
+std::vector<PublishStatus> Bus::publish_all_and_wait(std::string_view exchange, std::vector<Envelope> messages,
+                                                     Clock::duration timeout) {
+  return wait_for_outcomes(messages.size(), [&](std::size_t i, PublishCallback done) {
+    publish(exchange, std::move(messages[i]), timeout, std::move(done));
+  });
+}
+
+std::vector<PublishStatus> Bus::wait_for_outcomes(
+    std::size_t count, const std::function<void(std::size_t, PublishCallback)>& publish) {
   struct Outcomes {
     std::mutex mu;
     std::condition_variable cv;
@@ -62,10 +66,10 @@ std::vector<PublishStatus> publish_all_and_wait(Bus& bus, std::string_view excha
     std::size_t left = 0;
   };
   auto outcomes = std::make_shared<Outcomes>();
-  outcomes->statuses.assign(messages.size(), PublishStatus::failed);
-  outcomes->left = messages.size();
-  for (std::size_t i = 0; i < messages.size(); ++i) {
-    bus.publish(exchange, std::move(messages[i]), timeout, [outcomes, i](PublishStatus status) {
+  outcomes->statuses.assign(count, PublishStatus::failed);
+  outcomes->left = count;
+  for (std::size_t i = 0; i < count; ++i) {
+    publish(i, [outcomes, i](PublishStatus status) {
       std::lock_guard lock(outcomes->mu);
       outcomes->statuses[i] = status;
       if (--outcomes->left == 0) outcomes->cv.notify_all();

@@ -215,16 +215,25 @@ class Bus {
   // read it from where it is stored. It must not block. The in-process bus
   // never loses its connection and never calls it.
   virtual void on_reconnected(std::function<void()> callback) = 0;
+
+  // Publishes every message at once (their confirms overlap) and waits for
+  // all the outcomes, one per message in the same order; for workers that
+  // emit the jobs of a batch together. The in-process bus answers at once
+  // what needs no sync, with no trip through its dispatcher thread.
+  virtual std::vector<PublishStatus> publish_all_and_wait(std::string_view exchange,
+                                                          std::vector<Envelope> messages,
+                                                          Clock::duration timeout);
+
+ protected:
+  // Calls publish(i, done) for i in 0 .. count-1 and waits until every
+  // `done` was called (on any thread, or at once), then returns the outcomes
+  // in order.
+  static std::vector<PublishStatus> wait_for_outcomes(
+      std::size_t count, const std::function<void(std::size_t, PublishCallback)>& publish);
 };
 
 // Waits for a publish outcome; for tests and tools (the services stay async).
 PublishStatus publish_and_wait(Bus& bus, std::string_view exchange, Envelope message,
                                Clock::duration timeout);
-
-// Publishes every message at once (their confirms overlap) and waits for all
-// the outcomes, one per message in the same order; for workers that emit the
-// jobs of a batch together.
-std::vector<PublishStatus> publish_all_and_wait(Bus& bus, std::string_view exchange,
-                                                std::vector<Envelope> messages, Clock::duration timeout);
 
 }  // namespace intercomm::bus

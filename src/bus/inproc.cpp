@@ -134,14 +134,17 @@ class BrokerState : public AckSink {
       next_journal_id_ = std::max(next_journal_id_, record.id + 1);
       queue.push_back(std::move(message));
     }
+    journaled_upto_ = next_journal_id_ - 1;
     return {};
   }
 
   void run_dispatcher();
+  void run_journal_writer();
   void stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     cv_.notify_all();
+    journal_cv_.notify_all();
   }
 
   core::Result<void> declare_queue(const QueueSpec& spec) {
@@ -200,21 +203,20 @@ class BrokerState : public AckSink {
 
   // Routes the message; `done`, when given, gets the outcome on the dispatcher thread.
   void publish(std::string_view exchange, Envelope envelope, PublishCallback done) {
-    std::unique_lock lock(mu_);
-    Message message;
-    if (envelope.expiration) message.expires_at = Clock::now() + *envelope.expiration;
-    message.envelope = std::move(envelope);
-    const std::size_t staged_before = staged_puts_;
-    const PublishStatus status = route_locked(exchange, std::move(message));
-    if (done) {
-      if (staged_puts_ > staged_before) {
-        // Confirmed only once the journal's batch holding it is on disk.
-        awaiting_sync_.emplace_back(std::move(done), status);
-      } else {
-        callbacks_.push_back([done = std::move(done), status] { done(status); });
-      }
-    }
+    std::lock_guard lock(mu_);
+    const auto status = route_or_defer_locked(exchange, std::move(envelope), done);
+    if (status && done) callbacks_.push_back([done = std::move(done), status = *status] { done(status); });
     cv_.notify_all();
+  }
+
+  // Routes the message; its outcome when already final (nothing to sync),
+  // else none, and `done` gets it on the journal's thread once it is on disk.
+  std::optional<PublishStatus> publish_now(std::string_view exchange, Envelope envelope,
+                                           PublishCallback& done) {
+    std::lock_guard lock(mu_);
+    const auto status = route_or_defer_locked(exchange, std::move(envelope), done);
+    cv_.notify_all();
+    return status;
   }
 
   std::shared_ptr<Consumer> add_consumer(const std::string& queue_name, std::uint16_t prefetch,
@@ -384,6 +386,19 @@ class BrokerState : public AckSink {
     return true;
   }
 
+  std::optional<PublishStatus> route_or_defer_locked(std::string_view exchange, Envelope envelope,
+                                                    PublishCallback& done) {
+    Message message;
+    if (envelope.expiration) message.expires_at = Clock::now() + *envelope.expiration;
+    message.envelope = std::move(envelope);
+    const std::size_t staged_before = staged_puts_;
+    const PublishStatus status = route_locked(exchange, std::move(message));
+    if (staged_puts_ == staged_before) return status;
+    // Confirmed only once the journal's batch holding it is on disk.
+    if (done) awaiting_sync_.emplace_back(std::move(done), status);
+    return std::nullopt;
+  }
+
   PublishStatus route_locked(std::string_view exchange, Message message) {
     std::set<std::string> unique;
     if (!targets_locked(exchange, message.envelope, unique)) return PublishStatus::failed;  // RabbitMQ: 404
@@ -396,6 +411,7 @@ class BrokerState : public AckSink {
         copy.journal_id = next_journal_id_++;
         journal_->stage_put(JournalRecord{copy.journal_id, name, copy.envelope, copy.delivery_count});
         ++staged_puts_;
+        journal_cv_.notify_one();
       }
       apply_ttl(queue->second, copy);
       queue->second.push_back(std::move(copy));
@@ -425,6 +441,7 @@ class BrokerState : public AckSink {
 
   // The message left its durable queue for good (acked, dropped or moved).
   void forget_locked(Message& message) {
+    // No hurry to write it (see run_journal_writer): no notify.
     if (journal_ && message.journal_id != 0) journal_->stage_remove(message.journal_id);
     message.journal_id = 0;
   }
@@ -478,6 +495,9 @@ class BrokerState : public AckSink {
   bool dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
     for (auto& [name, queue] : queues_) {
       if (queue.ready.empty() || queue.consumers.empty()) continue;
+      // Not handed out before it is on disk: a consumer never acts on a job
+      // whose publisher may still be told it failed.
+      if (queue.ready.front().journal_id > journaled_upto_) continue;
       const std::size_t candidates = queue.single_active_consumer ? 1 : queue.consumers.size();
       for (std::size_t tried = 0; tried < candidates; ++tried) {
         auto consumer = queue.single_active_consumer ? queue.consumers.front()
@@ -530,6 +550,8 @@ class BrokerState : public AckSink {
   std::uint64_t next_journal_id_ = 1;
   std::size_t staged_puts_ = 0;  // journal puts staged since start (to tell which publishes wait)
   std::vector<std::pair<PublishCallback, PublishStatus>> awaiting_sync_;  // confirmed by the next flush
+  std::condition_variable journal_cv_;  // wakes the journal writer
+  std::uint64_t journaled_upto_ = 0;    // every journal id up to this one is on disk
   std::uint64_t next_id_ = 1;
   bool stopping_ = false;
   std::thread::id dispatcher_thread_;
@@ -539,21 +561,6 @@ void BrokerState::run_dispatcher() {
   std::unique_lock lock(mu_);
   dispatcher_thread_ = std::this_thread::get_id();
   while (!stopping_) {
-    if (journal_ && journal_->has_staged()) {
-      // One synced write for everything staged since the last one: the group
-      // commit that lets many publishes share a sync.
-      auto batch = journal_->take_staged();
-      auto waiting = std::move(awaiting_sync_);
-      awaiting_sync_.clear();
-      lock.unlock();
-      const bool written = journal_->write(*batch);
-      lock.lock();
-      for (auto& [done, status] : waiting) {
-        const PublishStatus outcome = written ? status : PublishStatus::failed;
-        callbacks_.push_back([done = std::move(done), outcome] { done(outcome); });
-      }
-      continue;
-    }
     if (!callbacks_.empty()) {
       auto callback = std::move(callbacks_.front());
       callbacks_.pop_front();
@@ -570,11 +577,40 @@ void BrokerState::run_dispatcher() {
       cv_.wait(lock);
     }
   }
-  // Whatever was staged still reaches the disk (its publishes get no confirm).
-  if (journal_ && journal_->has_staged()) {
+}
+
+// The journal's own thread, so that the dispatcher goes on delivering (live
+// messages, confirms, jobs already on disk) while a sync is in flight. Each
+// write takes everything staged since the one before: the group commit that
+// lets many publishes share a sync. Confirms run here, once their batch is
+// on disk; then the jobs in it become deliverable: a consumer never gets a
+// job before its publisher was told it is queued.
+//
+// Removes (acks) alone wait up to kRemovesDelay for a put to ride along with:
+// written one by one they cost a write each, and a remove lost in a crash
+// only means one more delivery of a job that was handled.
+void BrokerState::run_journal_writer() {
+  constexpr auto kRemovesDelay = std::chrono::milliseconds(20);
+  std::unique_lock lock(mu_);
+  while (true) {
+    journal_cv_.wait(lock, [&] { return stopping_ || journal_->has_staged(); });
+    if (!journal_->has_staged()) return;  // stopping, and everything is on disk
+    journal_cv_.wait_for(lock, kRemovesDelay, [&] { return stopping_ || journal_->staged_needs_sync(); });
     auto batch = journal_->take_staged();
+    auto waiting = std::move(awaiting_sync_);
+    awaiting_sync_.clear();
+    const std::uint64_t upto = next_journal_id_ - 1;
     lock.unlock();
-    journal_->write(*batch);
+    const bool written = journal_->write(*batch);
+    lock.lock();
+    // After stop, what was staged still reaches the disk, unconfirmed.
+    if (!stopping_) {
+      lock.unlock();
+      for (auto& [done, status] : waiting) done(written ? status : PublishStatus::failed);
+      lock.lock();
+    }
+    if (written) journaled_upto_ = upto;
+    cv_.notify_all();
   }
 }
 
@@ -587,13 +623,22 @@ class InprocBroker {
       core::logging::name_this_thread("bus-dispatch");
       state->run_dispatcher();
     });
+    if (state_->journal_) {
+      journal_writer_ = std::thread([state = state_] {
+        core::logging::name_this_thread("bus-journal");
+        state->run_journal_writer();
+      });
+    }
   }
   ~InprocBroker() {
     state_->stop();
-    if (dispatcher_.get_id() == std::this_thread::get_id()) {
-      dispatcher_.detach();
-    } else {
-      dispatcher_.join();
+    for (auto* thread : {&dispatcher_, &journal_writer_}) {
+      if (!thread->joinable()) continue;
+      if (thread->get_id() == std::this_thread::get_id()) {
+        thread->detach();
+      } else {
+        thread->join();
+      }
     }
     std::lock_guard lock(state_->mu_);
     state_->self_.reset();  // break the cycle; deliveries still alive keep the state
@@ -606,6 +651,7 @@ class InprocBroker {
  private:
   std::shared_ptr<BrokerState> state_;
   std::thread dispatcher_;
+  std::thread journal_writer_;
 };
 
 namespace {
@@ -651,6 +697,15 @@ class InprocBus : public Bus {
   }
 
   void publish_reply(Envelope message) override { broker_->state().publish("", std::move(message), nullptr); }
+
+  // Outcomes known at once are not sent through the dispatcher: only the
+  // publishes waiting for the journal's sync are waited for.
+  std::vector<PublishStatus> publish_all_and_wait(std::string_view exchange, std::vector<Envelope> messages,
+                                                  Clock::duration) override {
+    return wait_for_outcomes(messages.size(), [&](std::size_t i, PublishCallback done) {
+      if (auto status = broker_->state().publish_now(exchange, std::move(messages[i]), done)) done(*status);
+    });
+  }
 
   std::unique_ptr<Subscription> consume(const std::string& queue, std::uint16_t prefetch,
                                         DeliveryHandler handler) override {

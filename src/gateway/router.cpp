@@ -20,6 +20,8 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return segments;
 }
 
+constexpr std::string_view kUnmatched = "unmatched";
+
 }  // namespace
 
 Router& Router::add(std::string method, std::string pattern, std::string name, Handler handler) {
@@ -65,7 +67,7 @@ std::string Router::route_name(const HttpRequest& request) const {
     PathParams params;
     if (match(route, path, params)) return route.name;
   }
-  return "unmatched";
+  return std::string(kUnmatched);
 }
 
 std::vector<Router::RouteInfo> Router::routes() const {
@@ -78,15 +80,17 @@ std::vector<Router::RouteInfo> Router::routes() const {
   return out;
 }
 
-void Router::dispatch(const HttpRequest& request, Responder respond) const {
+std::string_view Router::dispatch(const HttpRequest& request, Responder respond) const {
   const auto path = split_path(request.path());
   std::string allowed;
+  std::string_view name = kUnmatched;
   for (const auto& route : routes_) {
     PathParams params;
     if (!match(route, path, params)) continue;
+    if (name == kUnmatched) name = route.name;
     if (route.method == request.method) {
       route.handler(request, params, std::move(respond));
-      return;
+      return name;
     }
     if (allowed.find(route.method) == std::string::npos)
       allowed += (allowed.empty() ? "" : ", ") + route.method;
@@ -98,10 +102,11 @@ void Router::dispatch(const HttpRequest& request, Responder respond) const {
         405);
     response.headers.emplace_back("Allow", allowed);
     respond(std::move(response));
-    return;
+    return name;
   }
   respond(error_response(
       core::Error::of(core::ErrorCode::not_found, fmt::format("no route for {}", request.path())), 404));
+  return name;
 }
 
 }  // namespace intercomm::gateway

@@ -26,9 +26,12 @@ class Router {
   Router& add_websocket(std::string path, std::string name, UpgradeHandler upgrade);
   // The upgrade handler for `request`'s path, or null.
   const UpgradeHandler* websocket(const HttpRequest& request) const;
-  void dispatch(const HttpRequest& request, Responder respond) const;
+  // Returns the route's name for metrics: what route_name() returns, found
+  // by the same walk.
+  std::string_view dispatch(const HttpRequest& request, Responder respond) const;
 
-  // The route name for metrics ("unmatched" when none matches).
+  // The route name for metrics: of the first route whose pattern matches the
+  // path, whatever its method ("unmatched" when none matches).
   std::string route_name(const HttpRequest& request) const;
 
   struct RouteInfo {

@@ -45,13 +45,14 @@ constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr std::size_t kFirstRead = 4096;
 
 // Runs the router and resumes the coroutine with its response, on the
-// coroutine's executor, whichever thread the responder is called from.
+// coroutine's executor, whichever thread the responder is called from;
+// `route` gets the route's name (for metrics).
 template <class Token>
-auto async_dispatch(const Router& router, const HttpRequest& request, Token&& token) {
+auto async_dispatch(const Router& router, const HttpRequest& request, std::string_view& route, Token&& token) {
   return asio::async_initiate<Token, void(HttpResponse)>(
-      [&router, &request](auto handler) {
+      [&router, &request, &route](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        router.dispatch(request, [shared](HttpResponse response) {
+        route = router.dispatch(request, [shared](HttpResponse response) {
           auto executor = asio::get_associated_executor(*shared);
           asio::post(executor,
                      [shared, response = std::move(response)]() mutable { (*shared)(std::move(response)); });
@@ -222,9 +223,10 @@ struct HttpServer::Impl {
         plain.headers["x-request-id"] = request_id;
       }
       stream.expires_never();  // the handler has its own deadlines
-      HttpResponse response = co_await async_dispatch(router, plain, asio::use_awaitable);
+      std::string_view route;
+      HttpResponse response = co_await async_dispatch(router, plain, route, asio::use_awaitable);
       if (options.metrics) {
-        options.metrics->request_finished(router.route_name(plain), response.status,
+        options.metrics->request_finished(route, response.status,
                                           std::chrono::steady_clock::now() - started);
       }
       // While draining, the connection closes after this answer.

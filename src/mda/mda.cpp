@@ -60,7 +60,7 @@ class Jobs {
       frames.push_back(std::move(envelope));
     }
     const auto statuses =
-        bus::publish_all_and_wait(bus_, bus::kLiveExchange, std::move(frames), options_.publish_timeout);
+        bus_.publish_all_and_wait(bus::kLiveExchange, std::move(frames), options_.publish_timeout);
     json::array live;
     for (std::size_t i = 0; i < users.size(); ++i) {
       switch (statuses[i]) {

@@ -160,7 +160,7 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     delivering.push_back(i);
     deliveries.push_back(delivery_job(messages[i], *seqs[i]));
   }
-  const auto statuses = bus::publish_all_and_wait(context.bus, bus::kExchange, std::move(deliveries),
+  const auto statuses = context.bus.publish_all_and_wait(bus::kExchange, std::move(deliveries),
                                                   context.options.publish_timeout);
   std::optional<std::size_t> first_unqueued;
   for (std::size_t k = 0; k < delivering.size(); ++k) {

@@ -1,12 +1,16 @@
 // The journaled in-process broker keeps every confirmed job across a restart.
 #include "bus/inproc.hpp"  // first: the header is self-contained
 
+#include "bus/inproc_journal.hpp"
 #include "bus/topology.hpp"
 #include "support/bus_backends.hpp"
 #include "support/servers.hpp"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
+#include <array>
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <vector>
@@ -109,6 +113,62 @@ TEST_F(JournalTest, AckedJobsAreGoneAfterARestart) {
   }  // the broker writes what was staged when it stops
   auto broker = open();
   EXPECT_EQ(inproc_pending(*broker, spec_.name), 0U);
+}
+
+// The bodies of the jobs in the journal's files at `path`, as another
+// process would read them (read-only: the broker holds the lock).
+std::set<std::string> journaled_bodies(const std::string& path) {
+  std::set<std::string> bodies;
+  rocksdb::DB* raw = nullptr;
+  const auto opened = rocksdb::DB::OpenForReadOnly(rocksdb::Options(), path, &raw);
+  EXPECT_TRUE(opened.ok()) << opened.ToString();
+  if (!opened.ok()) return bodies;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    JournalRecord record;
+    if (decode_record(std::string_view(it->value().data(), it->value().size()), record)) {
+      bodies.insert(record.envelope.body);
+    }
+  }
+  return bodies;
+}
+
+// The journal is written on its own thread while the dispatcher goes on; a
+// job reaches a consumer only once it is in the journal's files and its
+// publisher was told (a consumer never acts on a job whose publisher could
+// still be told it failed).
+TEST_F(JournalTest, AJobIsHandedOutOnlyOnceItIsJournaledAndConfirmed) {
+  auto broker = open();
+  ASSERT_NE(broker, nullptr);
+  auto bus = connect_inproc(broker);
+  ASSERT_TRUE(bus->declare_queue(spec_));
+  constexpr int kJobs = 60;
+  std::array<std::atomic<bool>, kJobs> confirmed{};
+  Collector<std::string> early;
+  Collector<int> handled;
+  auto consumer = bus->consume(spec_.name, 100, [&](std::unique_ptr<Delivery> d) {
+    const int n = std::stoi(d->message().body.substr(4));  // "job N"
+    if (!confirmed[static_cast<std::size_t>(n)]) early.push(d->message().body);
+    // A sample, on the dispatcher thread before it hands out anything else:
+    // reading the files takes a while.
+    if (n % 20 == 0 && !journaled_bodies(path_).contains(d->message().body)) {
+      early.push(d->message().body + " (not in the files)");
+    }
+    d->ack();
+    handled.push(1);
+  });
+  Collector<PublishStatus> confirms;
+  for (int n = 0; n < kJobs; ++n) {
+    bus->publish(kExchange, job(n), 10s, [&, n](PublishStatus status) {
+      confirmed[static_cast<std::size_t>(n)] = true;
+      confirms.push(status);
+    });
+  }
+  ASSERT_EQ(confirms.wait_for(kJobs), static_cast<std::size_t>(kJobs));
+  for (const auto status : confirms.items()) EXPECT_EQ(status, PublishStatus::confirmed);
+  ASSERT_EQ(handled.wait_for(kJobs), static_cast<std::size_t>(kJobs));
+  EXPECT_EQ(early.size(), 0U) << "handed out too early: " << early.items().front();
 }
 
 // A job whose handling kills the process (here: the broker goes away with the
