@@ -208,11 +208,13 @@ struct HttpServer::Impl {
             co_await write(stream, std::move(decision->refusal), version, false, core::new_message_id());
             break;
           }
-          // What an idle socket keeps is the WebSocket's own state: not this HTTP read buffer.
-          buffer.clear();
-          buffer.shrink_to_fit();
-          co_await run_websocket(std::move(stream), std::move(request), std::move(*decision), ws_options());
-          --connections;
+          // The WebSocket runs as a coroutine of its own and this one ends:
+          // an idle socket keeps neither this frame (~2 KiB: the parser, the
+          // read buffer) nor anything of the HTTP exchange.
+          auto executor = stream.get_executor();
+          asio::co_spawn(executor,
+                         run_websocket(std::move(stream), std::move(request), std::move(*decision), ws_options()),
+                         [this](const std::exception_ptr&) { --connections; });
           co_return;
         }
       }
