@@ -36,8 +36,13 @@ class InprocBroker {
         thread->join();
       }
     }
-    std::lock_guard lock(state_->mu_);
-    state_->self_.reset();  // break the cycle; deliveries still alive keep the state
+    std::deque<BrokerState::Handout> undelivered;  // they too hold the state
+    {
+      std::lock_guard lock(state_->mu_);
+      state_->self_.reset();  // break the cycle; deliveries still alive keep the state
+      undelivered = std::move(state_->handouts_);
+    }
+    undelivered.clear();  // unlocked: a delivery settles (puts back) as it goes
   }
   InprocBroker(const InprocBroker&) = delete;
   InprocBroker& operator=(const InprocBroker&) = delete;

@@ -102,6 +102,7 @@ bool decode_record(std::string_view data, JournalRecord& record) {
 struct Journal::Batch {
   rocksdb::WriteBatch writes;
   bool has_put = false;
+  bool has_count = false;
 };
 
 struct Journal::Impl {
@@ -173,11 +174,11 @@ void Journal::stage_remove(std::uint64_t id) {
   impl_->staged->writes.Delete(count_key_of(id));
 }
 
-void Journal::record_deliveries(std::uint64_t id, std::uint32_t count) {
+void Journal::stage_delivery_count(std::uint64_t id, std::uint32_t count) {
   std::string value;
   put_u32(value, count);
-  const auto status = impl_->db->Put(rocksdb::WriteOptions(), count_key_of(id), value);
-  if (!status.ok()) spdlog::error("bus journal: cannot record a delivery: {}", status.ToString());
+  impl_->staged->writes.Put(count_key_of(id), value);
+  impl_->staged->has_count = true;
 }
 
 bool Journal::has_staged() const {
@@ -186,6 +187,10 @@ bool Journal::has_staged() const {
 
 bool Journal::staged_needs_sync() const {
   return impl_->staged->has_put;
+}
+
+bool Journal::staged_is_awaited() const {
+  return impl_->staged->has_put || impl_->staged->has_count;
 }
 
 std::shared_ptr<Journal::Batch> Journal::take_staged() {

@@ -46,16 +46,20 @@ class Journal {
   void stage_put(const JournalRecord& record);
   void stage_remove(std::uint64_t id);
 
-  // Records at once (written, not synced: a crash of the process keeps it)
-  // that message `id` was handed out `count` times, before the consumer gets
-  // it: a message that crashes the process is counted like one that fails,
-  // and dead-lettered at its queue's limit instead of crashing it again.
-  void record_deliveries(std::uint64_t id, std::uint32_t count);
+  // Stages that message `id` was handed out `count` times; the broker hands
+  // it to the consumer once this is written (not synced: a crash of the
+  // process keeps it): a message that crashes the process is counted like
+  // one that fails, and dead-lettered at its queue's limit instead of
+  // crashing it again.
+  void stage_delivery_count(std::uint64_t id, std::uint32_t count);
   bool has_staged() const;
   // True when the staged batch holds a put: it must be synced before the
   // publishes in it are confirmed. Removes alone need no sync (a remove lost
   // in a crash only means one more delivery).
   bool staged_needs_sync() const;
+  // True when something waits for the staged batch to be written: a put (its
+  // publisher), a delivery count (its consumer). Removes alone can wait.
+  bool staged_is_awaited() const;
 
   // The staged batch, handed over to be written outside the broker's lock.
   struct Batch;

@@ -180,21 +180,38 @@ bool BrokerState::dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
         return true;
       }
       const std::uint64_t tag = next_id_++;
-      ++consumer->calls_in_progress;
-      if (consumer->auto_ack_handler) {
-        lock.unlock();
-        consumer->auto_ack_handler(std::move(message.envelope));
-      } else {
-        auto delivery = std::make_unique<Delivery>(message.envelope, message.redelivered,
-                                                   message.delivery_count, tag, consumer->id, self_);
-        // Counted when handed out, so that a crash while handling it counts too.
+      std::unique_ptr<Delivery> delivery;
+      if (!consumer->auto_ack_handler) {
+        delivery = std::make_unique<Delivery>(message.envelope, message.redelivered, message.delivery_count,
+                                              tag, consumer->id, self_);
         ++message.delivery_count;
-        if (journal_ && message.journal_id != 0) {
-          journal_->record_deliveries(message.journal_id, message.delivery_count);
+        const bool journaled = journal_ && message.journal_id != 0;
+        if (journaled || consumer->handouts_waiting > 0) {
+          // A journaled message is counted before the consumer gets it, so
+          // that a crash while handling it counts too: on the journal's
+          // thread, with what else it writes (the dispatcher never waits for
+          // the disk). Any other delivery to a consumer with handouts
+          // waiting queues behind them: each consumer gets its deliveries in
+          // the order they were decided.
+          std::uint64_t batch = handouts_.empty() ? batches_written_ : handouts_.back().batch;
+          if (journaled) {
+            journal_->stage_delivery_count(message.journal_id, message.delivery_count);
+            journal_cv_.notify_one();
+            batch = batches_taken_ + 1;
+          }
+          consumer->unacked.emplace(tag, std::move(message));
+          ++consumer->handouts_waiting;
+          handouts_.push_back(Handout{batch, consumer, std::move(delivery)});
+          return true;
         }
         consumer->unacked.emplace(tag, std::move(message));
-        lock.unlock();
+      }
+      ++consumer->calls_in_progress;
+      lock.unlock();
+      if (delivery) {
         consumer->handler(std::move(delivery));
+      } else {
+        consumer->auto_ack_handler(std::move(message.envelope));
       }
       lock.lock();
       --consumer->calls_in_progress;
@@ -203,6 +220,25 @@ bool BrokerState::dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
     }
   }
   return false;
+}
+
+bool BrokerState::hand_out_one_locked(std::unique_lock<std::mutex>& lock) {
+  if (handouts_.empty() || handouts_.front().batch > batches_written_) return false;
+  Handout handout = std::move(handouts_.front());
+  handouts_.pop_front();
+  Consumer& consumer = *handout.consumer;
+  --consumer.handouts_waiting;
+  // A consumer cancelled meanwhile has had the message put back already;
+  // settling this delivery then does nothing.
+  const bool active = consumer.active;
+  if (active) ++consumer.calls_in_progress;
+  lock.unlock();
+  if (active) consumer.handler(std::move(handout.delivery));
+  handout.delivery.reset();
+  lock.lock();
+  if (active) --consumer.calls_in_progress;
+  cv_.notify_all();
+  return true;
 }
 
 void BrokerState::run_dispatcher() {
@@ -217,6 +253,7 @@ void BrokerState::run_dispatcher() {
       lock.lock();
       continue;
     }
+    if (hand_out_one_locked(lock)) continue;
     const auto next_expiry = expire_locked();
     if (dispatch_one_locked(lock)) continue;
     if (next_expiry) {
@@ -243,8 +280,9 @@ void BrokerState::run_journal_writer() {
   while (true) {
     journal_cv_.wait(lock, [&] { return stopping_ || journal_->has_staged(); });
     if (!journal_->has_staged()) return;  // stopping, and everything is on disk
-    journal_cv_.wait_for(lock, kRemovesDelay, [&] { return stopping_ || journal_->staged_needs_sync(); });
+    journal_cv_.wait_for(lock, kRemovesDelay, [&] { return stopping_ || journal_->staged_is_awaited(); });
     auto batch = journal_->take_staged();
+    ++batches_taken_;
     auto waiting = std::move(awaiting_sync_);
     awaiting_sync_.clear();
     const std::uint64_t upto = next_journal_id_ - 1;
@@ -258,6 +296,7 @@ void BrokerState::run_journal_writer() {
       lock.lock();
     }
     if (written) journaled_upto_ = upto;
+    ++batches_written_;  // its handouts go even if it failed (logged): the count is only a guard
     cv_.notify_all();
   }
 }

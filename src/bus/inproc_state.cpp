@@ -125,7 +125,8 @@ void BrokerState::pause(const std::shared_ptr<Consumer>& consumer) {
   std::unique_lock lock(mu_);
   consumer->paused = true;
   if (std::this_thread::get_id() != dispatcher_thread_) {
-    cv_.wait(lock, [&] { return consumer->calls_in_progress == 0; });
+    // Deliveries already decided for it go first (a journal write away).
+    cv_.wait(lock, [&] { return consumer->calls_in_progress == 0 && consumer->handouts_waiting == 0; });
   }
 }
 

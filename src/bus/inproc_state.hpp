@@ -40,6 +40,7 @@ struct Consumer {
   bool active = true;
   bool paused = false;
   int calls_in_progress = 0;
+  int handouts_waiting = 0;  // deliveries decided, waiting for their count to be written
 
   bool has_room() const { return active && !paused && (prefetch == 0 || unacked.size() < prefetch); }
 };
@@ -191,8 +192,12 @@ class BrokerState : public AckSink {
   // expiry still waiting (to bound the dispatcher's sleep).
   std::optional<Clock::time_point> expire_locked();
 
-  // Hands one message of some queue to a consumer with room; false when none.
+  // Hands one message of some queue to a consumer with room (or, for a
+  // journaled message, queues it as a handout); false when none.
   bool dispatch_one_locked(std::unique_lock<std::mutex>& lock);
+  // Hands the first handout to its consumer once its batch is written;
+  // false when there is none ready.
+  bool hand_out_one_locked(std::unique_lock<std::mutex>& lock);
 
  public:
   std::shared_ptr<BrokerState> self_;  // set by the broker handle; cleared at stop
@@ -209,8 +214,18 @@ class BrokerState : public AckSink {
   std::uint64_t next_journal_id_ = 1;
   std::size_t staged_puts_ = 0;  // journal puts staged since start (to tell which publishes wait)
   std::vector<std::pair<PublishCallback, PublishStatus>> awaiting_sync_;  // confirmed by the next flush
-  std::condition_variable journal_cv_;                                    // wakes the journal writer
-  std::uint64_t journaled_upto_ = 0;  // every journal id up to this one is on disk
+  // A delivery of a journaled message: handed to its consumer once the
+  // journal's batch `batch` (which counts it) is written.
+  struct Handout {
+    std::uint64_t batch = 0;
+    std::shared_ptr<Consumer> consumer;
+    std::unique_ptr<Delivery> delivery;
+  };
+  std::deque<Handout> handouts_;     // in the order decided
+  std::uint64_t batches_taken_ = 0;  // by the journal writer, so far
+  std::uint64_t batches_written_ = 0;
+  std::condition_variable journal_cv_;  // wakes the journal writer
+  std::uint64_t journaled_upto_ = 0;    // every journal id up to this one is on disk
   std::uint64_t next_id_ = 1;
   bool stopping_ = false;
   std::thread::id dispatcher_thread_;
