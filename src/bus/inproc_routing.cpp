@@ -185,14 +185,18 @@ bool BrokerState::dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
         delivery = std::make_unique<Delivery>(message.envelope, message.redelivered, message.delivery_count,
                                               tag, consumer->id, self_);
         ++message.delivery_count;
-        const bool journaled = journal_ && message.journal_id != 0;
+        // A journaled message delivered before (put back, or found in the
+        // journal after a crash) is counted on disk before the consumer gets
+        // it, so that a crash while handling it counts too: on the journal's
+        // thread, with what else it writes (the dispatcher never waits for
+        // the disk). A first delivery is not: a job that crashes the process
+        // comes back from the journal as a redelivery, and is counted from
+        // then on (dead-lettered at its queue's limit after one more crash
+        // than the limit), while the common case costs no write. Any other
+        // delivery to a consumer with handouts waiting queues behind them:
+        // each consumer gets its deliveries in the order they were decided.
+        const bool journaled = journal_ && message.journal_id != 0 && message.redelivered;
         if (journaled || consumer->handouts_waiting > 0) {
-          // A journaled message is counted before the consumer gets it, so
-          // that a crash while handling it counts too: on the journal's
-          // thread, with what else it writes (the dispatcher never waits for
-          // the disk). Any other delivery to a consumer with handouts
-          // waiting queues behind them: each consumer gets its deliveries in
-          // the order they were decided.
           std::uint64_t batch = handouts_.empty() ? batches_written_ : handouts_.back().batch;
           if (journaled) {
             journal_->stage_delivery_count(message.journal_id, message.delivery_count);
