@@ -42,14 +42,49 @@ class Jobs {
     if (!options_.client) options_.client = std::make_shared<WebhookClient>(options_.webhook);
   }
 
-  Result<json::value> deliver_message(const json::object& params) {
+  // A message whose live frames are in a batch's list of frames.
+  struct Live {
+    core::Message message;
+    std::vector<std::string> users;  // whose frames, in order
+    std::size_t first_frame = 0;     // where they start in the list
+  };
+
+  // The live frames of every message of the batch are published together
+  // (their confirms overlap), then each message's webhooks are queued. Each
+  // outcome is its message's own.
+  std::vector<Result<json::value>> deliver_messages(std::span<const worker::BatchJob> jobs) {
+    std::vector<Result<json::value>> outcomes(jobs.size(), Error::of(ErrorCode::internal_error));
+    std::vector<std::optional<Live>> lives(jobs.size());
+    std::vector<bus::Envelope> frames;
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      auto live = live_frames(*jobs[j].params, frames);
+      if (!live) {
+        outcomes[j] = live.error();
+        continue;
+      }
+      lives[j] = std::move(*live);
+    }
+    const auto statuses = frames.empty() ? std::vector<bus::PublishStatus>()
+                                         : bus_.publish_all_and_wait(bus::kLiveExchange, std::move(frames),
+                                                                     options_.publish_timeout);
+    for (std::size_t j = 0; j < jobs.size(); ++j) {
+      if (!lives[j]) continue;
+      const auto& live = *lives[j];
+      outcomes[j] = queue_webhooks(live.message, live.users,
+                                   std::span(statuses).subspan(live.first_frame, live.users.size()));
+    }
+    return outcomes;
+  }
+
+  // Appends one frame per user to `frames` (the receiver's, and the sender's
+  // unless they are the same), each with the message's seq in that user's inbox.
+  Result<Live> live_frames(const json::object& params, std::vector<bus::Envelope>& frames) {
     auto message = message_param(params, {"message", "seqs"});
     if (!message) return message.error();
-    std::vector<std::string> users{message->receiver};
-    if (message->sender != message->receiver) users.push_back(message->sender);
-    // Each user's frame carries the message's seq in that user's inbox.
-    std::vector<bus::Envelope> frames;
-    for (const auto& user : users) {
+    Live live{*message, {message->receiver}, frames.size()};
+    if (message->sender != message->receiver) live.users.push_back(message->sender);
+    std::vector<bus::Envelope> mine;
+    for (const auto& user : live.users) {
       auto seq = seq_of(params, *message, user);
       if (!seq) return seq.error();
       bus::Envelope envelope;
@@ -57,10 +92,15 @@ class Jobs {
       envelope.body = json::serialize(
           json::object{{"type", "message"}, {"seq", *seq}, {"message", core::to_json(*message)}});
       envelope.persistent = false;  // a live copy; the inbox holds the message
-      frames.push_back(std::move(envelope));
+      mine.push_back(std::move(envelope));
     }
-    const auto statuses =
-        bus_.publish_all_and_wait(bus::kLiveExchange, std::move(frames), options_.publish_timeout);
+    for (auto& frame : mine) frames.push_back(std::move(frame));
+    return live;
+  }
+
+  // After the message's live frames went out: its webhooks, and its result.
+  Result<json::value> queue_webhooks(const core::Message& message, const std::vector<std::string>& users,
+                                     std::span<const bus::PublishStatus> statuses) {
     json::array live;
     for (std::size_t i = 0; i < users.size(); ++i) {
       switch (statuses[i]) {
@@ -71,15 +111,15 @@ class Jobs {
       }
     }
     auto subscriptions =
-        store_.range(store::kSubscriptions, message->receiver,
+        store_.range(store::kSubscriptions, message.receiver,
                      store::RangeQuery{std::nullopt, std::nullopt, 1000, store::Order::ascending});
     if (!subscriptions) return unavailable(subscriptions.error().message);
     for (const auto& id : subscriptions->entries) {
-      if (auto queued = queue_webhook(*message, message->receiver, id, 1, std::nullopt); !queued) {
+      if (auto queued = queue_webhook(message, message.receiver, id, 1, std::nullopt); !queued) {
         return queued.error();
       }
     }
-    return json::object{{"message_id", message->message_id},
+    return json::object{{"message_id", message.message_id},
                         {"live", std::move(live)},
                         {"webhooks", subscriptions->entries.size()}};
   }
@@ -106,7 +146,8 @@ class Jobs {
     const std::string key = store::subscription_key(owner, subscription_id);
     InFlight claim(*this, key);
     if (!claim.held) {
-      if (auto queued = queue_webhook(*message, owner, subscription_id, attempt_number, options_.busy_wait, false);
+      if (auto queued =
+              queue_webhook(*message, owner, subscription_id, attempt_number, options_.busy_wait, false);
           !queued) {
         return queued.error();
       }
@@ -331,9 +372,8 @@ core::Result<void> register_jobs(worker::Worker& live, worker::Worker& webhooks,
     if (auto declared = bus.declare_queue(delay); !declared) return declared.error();
   }
   auto jobs = std::make_shared<Jobs>(store, bus, std::move(options));
-  live.on("deliver_message", [jobs](const json::object& params, const worker::JobContext&) {
-    return jobs->deliver_message(params);
-  });
+  live.on_batch("deliver_message",
+                [jobs](std::span<const worker::BatchJob> batch) { return jobs->deliver_messages(batch); });
   webhooks.on("deliver_webhook", [jobs](const json::object& params, const worker::JobContext&) {
     return jobs->deliver_webhook(params);
   });

@@ -63,11 +63,17 @@ Worker& Worker::on_ordered(std::string job, BatchHandler handler) {
   return *this;
 }
 
+Worker& Worker::on_batch(std::string job, BatchHandler handler) {
+  batch_handlers_[std::move(job)] = std::move(handler);
+  return *this;
+}
+
 core::Result<void> Worker::start() {
   const bool laned = options_.lanes > 0 && !ordered_handlers_.empty();
   bus::QueueSpec spec{queue_, {},   options_.queue_type, options_.max_deliveries + 1, std::nullopt, {}, {},
                       {},     false};
   for (const auto& [job, handler] : handlers_) spec.binding_keys.push_back(job);
+  for (const auto& [job, handler] : batch_handlers_) spec.binding_keys.push_back(job);
   if (!laned) {
     for (const auto& [job, handler] : ordered_handlers_) spec.binding_keys.push_back(job);
   }
@@ -126,8 +132,8 @@ core::Result<void> Worker::start() {
     return Error::of(ErrorCode::unavailable, "worker: cannot consume " + queue_);
   }
   spdlog::info("worker {}: consuming {} ({} jobs, {} ordered over {} lanes, prefetch {}, {} threads)", name_,
-               queue_, handlers_.size() + ordered_handlers_.size(), ordered_handlers_.size(), lanes_.size(),
-               options_.prefetch, threads_.size());
+               queue_, handlers_.size() + ordered_handlers_.size() + batch_handlers_.size(),
+               ordered_handlers_.size(), lanes_.size(), options_.prefetch, threads_.size());
   return {};
 }
 
@@ -262,11 +268,25 @@ void Worker::run_thread() {
     if (!tasks_.empty()) {
       Task task = std::move(tasks_.front());
       tasks_.pop_front();
-      lock.unlock();
       if (task.lane != nullptr) {
+        lock.unlock();
         run_lane(*task.lane);
+        lock.lock();
+        continue;
+      }
+      std::vector<Task> taken;
+      taken.push_back(std::move(task));
+      // With batch jobs, the deliveries waiting behind it come along.
+      while (!batch_handlers_.empty() && taken.size() < kMaxBatch && !tasks_.empty() &&
+             tasks_.front().lane == nullptr) {
+        taken.push_back(std::move(tasks_.front()));
+        tasks_.pop_front();
+      }
+      lock.unlock();
+      if (taken.size() == 1) {
+        process(std::move(taken.front().delivery), taken.front().transient_failures);
       } else {
-        process(std::move(task.delivery), task.transient_failures);
+        process_many(std::move(taken));
       }
       lock.lock();
       continue;
@@ -355,10 +375,11 @@ void Worker::process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t tran
     try {
       if (auto handler = handlers_.find(request.method); handler != handlers_.end()) {
         outcome = handler->second(request.params_or_empty(), context);
-      } else if (auto ordered = ordered_handlers_.find(request.method); ordered != ordered_handlers_.end()) {
-        // An ordered job outside a lane (lanes off, or sent here directly): a batch of one.
+      } else if (auto batched = batch_handler(request.method)) {
+        // A batch job alone, or an ordered job outside a lane (lanes off, or
+        // sent here directly): a batch of one.
         const BatchJob job{&request.params_or_empty(), context};
-        auto outcomes = ordered->second(std::span<const BatchJob>(&job, 1));
+        auto outcomes = (*batched)(std::span<const BatchJob>(&job, 1));
         if (!outcomes.empty()) outcome = std::move(outcomes.front());
       } else {
         outcome = Error::of(ErrorCode::method_not_found,
@@ -373,6 +394,68 @@ void Worker::process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t tran
     }
     if (!request.is_notification()) responses.push_back(jsonrpc::Response{*request.id, std::move(outcome)});
   }
+  conclude(std::move(delivery), responses, incoming.batch, disposition, transient_failures);
+}
+
+const BatchHandler* Worker::batch_handler(const std::string& method) const {
+  if (auto found = batch_handlers_.find(method); found != batch_handlers_.end()) return &found->second;
+  if (auto found = ordered_handlers_.find(method); found != ordered_handlers_.end()) return &found->second;
+  return nullptr;
+}
+
+void Worker::process_many(std::vector<Task> tasks) {
+  struct Job {
+    std::unique_ptr<bus::Delivery> delivery;
+    std::uint32_t transient_failures;
+    jsonrpc::Incoming incoming;
+    JobContext context;
+    const jsonrpc::Request& request() const { return std::get<jsonrpc::Request>(incoming.items.front()); }
+  };
+  std::map<std::string, std::vector<Job>> by_method;
+  for (auto& task : tasks) {
+    auto incoming = jsonrpc::parse_incoming(task.delivery->message().body, core::kMaxBusMessageBytes);
+    const auto* request = incoming.batch || incoming.items.size() != 1
+                              ? nullptr
+                              : std::get_if<jsonrpc::Request>(&incoming.items.front());
+    if (request == nullptr || !batch_handlers_.contains(request->method)) {
+      process(std::move(task.delivery), task.transient_failures);  // anything else: on its own
+      continue;
+    }
+    JobContext context = context_of(*task.delivery);
+    context.method = request->method;
+    auto& group = by_method[request->method];
+    group.push_back(
+        Job{std::move(task.delivery), task.transient_failures, std::move(incoming), std::move(context)});
+  }
+  for (auto& [method, jobs] : by_method) {
+    std::vector<BatchJob> batch;
+    for (const auto& job : jobs) batch.push_back(BatchJob{&job.request().params_or_empty(), job.context});
+    std::vector<core::Result<json::value>> outcomes;
+    bool threw = false;
+    try {
+      outcomes = batch_handlers_.at(method)(batch);
+    } catch (const std::exception& e) {
+      spdlog::error("worker {}: {} threw: {}", name_, method, e.what());
+      threw = true;
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      core::Result<json::value> outcome = Error::of(ErrorCode::internal_error);  // no internals leaked
+      Disposition disposition = threw ? Disposition::retry : Disposition::ack;
+      if (!threw && i < outcomes.size()) outcome = std::move(outcomes[i]);
+      if (!threw && !outcome && outcome.error().code == ErrorCode::unavailable)
+        disposition = Disposition::hold;
+      std::vector<jsonrpc::Response> responses;
+      const auto& request = jobs[i].request();
+      if (!request.is_notification()) responses.push_back(jsonrpc::Response{*request.id, std::move(outcome)});
+      core::logging::ScopedRequestId request_scope(jobs[i].context.request_id);
+      conclude(std::move(jobs[i].delivery), responses, false, disposition, jobs[i].transient_failures);
+    }
+  }
+}
+
+void Worker::conclude(std::unique_ptr<bus::Delivery> delivery,
+                      const std::vector<jsonrpc::Response>& responses, bool batch, Disposition disposition,
+                      std::uint32_t transient_failures) {
   if (disposition == Disposition::hold) {
     transient_failure();
     if (delivery->message().reply_to.empty()) {
@@ -400,7 +483,7 @@ void Worker::process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t tran
   } else if (disposition == Disposition::ack) {
     succeeded();
   }
-  finish(*delivery, responses, incoming.batch, disposition);
+  finish(*delivery, responses, batch, disposition);
 }
 
 // One turn of a lane: its deliveries in order, consecutive ordered jobs of one

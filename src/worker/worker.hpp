@@ -105,6 +105,13 @@ class Worker {
 
   Worker& on(std::string job, Handler handler);
   Worker& on_ordered(std::string job, BatchHandler handler);
+  // An unordered job handled in batches: a handler thread that takes such a
+  // job also takes the jobs of rpc_queue_<name> waiting behind it (up to
+  // kMaxBatch) and hands those of `job` over together. Each outcome is its
+  // job's alone (a transient failure holds and retries that job only).
+  // Batches form under load; an idle worker hands each job over alone.
+  Worker& on_batch(std::string job, BatchHandler handler);
+  static constexpr std::size_t kMaxBatch = 64;
 
   // Declares the queue with its bindings and starts consuming.
   core::Result<void> start();
@@ -136,9 +143,14 @@ class Worker {
   };
 
   void on_delivery(std::unique_ptr<bus::Delivery> delivery);
+  // Handles deliveries of rpc_queue_<name> taken together: those of a job
+  // registered with on_batch in one call per job, the others one by one.
+  void process_many(std::vector<Task> tasks);
   void on_lane_delivery(Lane& lane, std::unique_ptr<bus::Delivery> delivery);
   void run_thread();
   void process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t transient_failures = 0);
+  // The batch handler of `method` (on_batch or on_ordered), or null.
+  const BatchHandler* batch_handler(const std::string& method) const;
   void run_lane(Lane& lane);
   // The wait before retry number `failures` (1, 2 ...): doubling, capped, jittered.
   std::chrono::milliseconds backoff(std::uint32_t failures) const;
@@ -155,6 +167,11 @@ class Worker {
   void finish(bus::Delivery& delivery, const std::vector<core::jsonrpc::Response>& responses, bool batch,
               Disposition disposition);
   void settled();
+  // What process() does once the outcome is known: a transient failure of a
+  // job is held and retried in place; anything else is finished.
+  void conclude(std::unique_ptr<bus::Delivery> delivery,
+                const std::vector<core::jsonrpc::Response>& responses, bool batch, Disposition disposition,
+                std::uint32_t transient_failures);
 
   bus::Bus& bus_;
   std::string name_;
@@ -162,6 +179,7 @@ class Worker {
   WorkerOptions options_;
   std::map<std::string, Handler> handlers_;
   std::map<std::string, BatchHandler> ordered_handlers_;
+  std::map<std::string, BatchHandler> batch_handlers_;  // unordered, see on_batch
 
   mutable std::mutex mu_;
   // Serializes pausing, resuming and dropping the subscriptions (taken before mu_).

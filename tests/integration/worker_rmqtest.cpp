@@ -11,6 +11,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -385,6 +386,67 @@ TEST_P(WorkerSuite, StopFinishesWorkInHandAndLeavesTheRestQueued) {
   EXPECT_LE(by_first, 1) << "a stopping worker took more than it had in hand";
   EXPECT_EQ(by_first + by_next, 3) << "a call was lost or failed across the stop";
   next.stop();
+}
+
+// Jobs of a batch job that wait behind a busy handler thread are handed over
+// together; each outcome is its job's own: a transient failure of one job is
+// retried alone, in place, and the others of its batch are acked.
+TEST_P(WorkerSuite, BatchJobsWaitingForAThreadAreHandedOverTogetherWithOutcomesOfTheirOwn) {
+  const std::string batched = unique_name("batched");
+  WorkerOptions options;
+  options.threads = 1;
+  options.retry_first = 5ms;
+  worker_ = std::make_unique<Worker>(*worker_bus_, name_, options);
+  Collector<std::size_t> batch_sizes;
+  Collector<int> handled;  // each job's n, every time it was handed over
+  std::atomic<bool> failed_once{false};
+  worker_->on_batch(batched, [&](std::span<const BatchJob> jobs) {
+    batch_sizes.push(jobs.size());
+    std::vector<core::Result<json::value>> outcomes;
+    for (const auto& job : jobs) {
+      const int n = static_cast<int>(job.params->at("n").as_int64());
+      handled.push(n);
+      if (n == 0) {  // the first job holds the only thread while the others queue
+        std::unique_lock lock(hold_mu_);
+        hold_cv_.wait_for(lock, 10s, [&] { return released_; });
+      }
+      if (n == 3 && !failed_once.exchange(true)) {
+        outcomes.emplace_back(Error::of(ErrorCode::unavailable, "not yet"));
+      } else {
+        outcomes.emplace_back(json::value(n));
+      }
+    }
+    return outcomes;
+  });
+  ASSERT_TRUE(worker_->start());
+  const auto publish = [&](int n) {
+    bus::Envelope job;
+    job.routing_key = batched;
+    job.body = R"({"jsonrpc":"2.0","method":")" + batched + R"(","params":{"n":)" + std::to_string(n) + "}}";
+    ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
+              bus::PublishStatus::confirmed);
+  };
+  publish(0);
+  ASSERT_EQ(handled.wait_for(1), 1U);
+  for (int n = 1; n < 10; ++n) publish(n);
+  std::this_thread::sleep_for(500ms);  // the nine reach the worker (prefetch 64) and wait for its thread
+  {
+    std::lock_guard lock(hold_mu_);
+    released_ = true;
+  }
+  hold_cv_.notify_all();
+  intercomm::testing::wait_until([&] { return worker_->stats().acked >= 10; });
+  EXPECT_EQ(worker_->stats().acked, 10U);
+  EXPECT_EQ(worker_->stats().retried_in_place, 1U) << "only job 3 failed, once";
+  EXPECT_EQ(worker_->stats().requeued, 0U);
+  const auto sizes = batch_sizes.items();
+  EXPECT_GT(*std::max_element(sizes.begin(), sizes.end()), 1U)
+      << "jobs that waited were handed over one by one";
+  auto seen = handled.items();
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 3), 2) << "job 3: failed, then retried alone";
+  std::sort(seen.begin(), seen.end());
+  seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, WorkerSuite, ::testing::Values("inproc", "inproc_journal", "amqp"),
