@@ -10,10 +10,16 @@ set -euo pipefail
 cmd=${1:?usage: redis_cluster.sh start|stop|kill-node|start-node DIR [PORT]}
 dir=$(realpath -m "${2:?DIR required}")
 
-# Six ports P, each with P+10000 (its cluster bus port) free too, below 55536.
+# Six ports P, each with P+10000 (its cluster bus port) free too, both below
+# the kernel's ephemeral range: a port in it can be taken by any outgoing
+# connection between this check and the node's bind (seen in a parallel run).
 free_ports() {
   python3 - <<'PY'
 import random, socket
+try:
+    ephemeral_low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    ephemeral_low = 32768
 def free(port):
     s = socket.socket()
     try:
@@ -24,7 +30,7 @@ def free(port):
         s.close()
 chosen = []
 while len(chosen) < 6:
-    port = random.randint(20000, 55000)
+    port = random.randint(10000, max(10001, ephemeral_low - 10001))
     if port not in chosen and port + 10000 not in chosen and free(port) and free(port + 10000):
         chosen.append(port)
 print("\n".join(map(str, chosen)))
