@@ -190,8 +190,9 @@ CrashLoop crash_loop(const std::function<std::shared_ptr<InprocBroker>()>& open,
     auto broker = open();
     auto bus = connect_inproc(broker);
     EXPECT_TRUE(bus->declare_queue(queue));
-    if (run == 0 && publish_first)
+    if (run == 0 && publish_first) {
       EXPECT_EQ(publish_and_wait(*bus, kExchange, job, 10s), PublishStatus::confirmed);
+    }
     Collector<std::shared_ptr<Delivery>> got;
     auto consumer = bus->consume(queue.name, 1, [&](std::unique_ptr<Delivery> d) { got.push(std::move(d)); });
     EXPECT_EQ(got.wait_for(1), 1U) << "run " << run;
