@@ -179,51 +179,47 @@ bool BrokerState::dispatch_one_locked(std::unique_lock<std::mutex>& lock) {
         dead_letter_locked(std::move(message), name, "delivery_limit");
         return true;
       }
-      const std::uint64_t tag = next_id_++;
-      std::unique_ptr<Delivery> delivery;
-      if (!consumer->auto_ack_handler) {
-        delivery = std::make_unique<Delivery>(message.envelope, message.redelivered, message.delivery_count,
-                                              tag, consumer->id, self_);
-        ++message.delivery_count;
-        // A journaled message delivered before (put back, or found in the
-        // journal after a crash) is counted on disk before the consumer gets
-        // it, so that a crash while handling it counts too: on the journal's
-        // thread, with what else it writes (the dispatcher never waits for
-        // the disk). A first delivery is not: a job that crashes the process
-        // comes back from the journal as a redelivery, and is counted from
-        // then on (dead-lettered at its queue's limit after one more crash
-        // than the limit), while the common case costs no write. Any other
-        // delivery to a consumer with handouts waiting queues behind them:
-        // each consumer gets its deliveries in the order they were decided.
-        const bool journaled = journal_ && message.journal_id != 0 && message.redelivered;
-        if (journaled || consumer->handouts_waiting > 0) {
-          std::uint64_t batch = handouts_.empty() ? batches_written_ : handouts_.back().batch;
-          if (journaled) {
-            journal_->stage_delivery_count(message.journal_id, message.delivery_count);
-            journal_cv_.notify_one();
-            batch = batches_taken_ + 1;
-          }
-          consumer->unacked.emplace(tag, std::move(message));
-          ++consumer->handouts_waiting;
-          handouts_.push_back(Handout{batch, consumer, std::move(delivery)});
-          return true;
-        }
-        consumer->unacked.emplace(tag, std::move(message));
-      }
-      ++consumer->calls_in_progress;
-      lock.unlock();
-      if (delivery) {
-        consumer->handler(std::move(delivery));
-      } else {
-        consumer->auto_ack_handler(std::move(message.envelope));
-      }
-      lock.lock();
-      --consumer->calls_in_progress;
-      cv_.notify_all();
+      hand_over_locked(lock, consumer, std::move(message));
       return true;
     }
   }
   return false;
+}
+
+void BrokerState::hand_over_locked(std::unique_lock<std::mutex>& lock,
+                                   const std::shared_ptr<Consumer>& consumer, Message message) {
+  if (consumer->auto_ack_handler) {
+    call_unlocked(lock, *consumer, [&] { consumer->auto_ack_handler(std::move(message.envelope)); });
+    return;
+  }
+  const std::uint64_t tag = next_id_++;
+  auto delivery = std::make_unique<Delivery>(message.envelope, message.redelivered, message.delivery_count,
+                                             tag, consumer->id, self_);
+  ++message.delivery_count;
+  // A journaled message delivered before (put back, or found in the journal
+  // after a crash) is counted on disk before the consumer gets it, so that a
+  // crash while handling it counts too: on the journal's thread, with what
+  // else it writes (the dispatcher never waits for the disk). A first
+  // delivery is not: a job that crashes the process comes back from the
+  // journal as a redelivery, and is counted from then on (dead-lettered at
+  // its queue's limit after one more crash than the limit), while the common
+  // case costs no write.
+  const bool count_first = journal_ && message.journal_id != 0 && message.redelivered;
+  if (count_first) {
+    journal_->stage_delivery_count(message.journal_id, message.delivery_count);
+    journal_cv_.notify_one();
+  }
+  consumer->unacked.emplace(tag, std::move(message));
+  if (count_first || consumer->handouts_waiting > 0) {
+    // Any other delivery to a consumer with handouts waiting queues behind
+    // them (handouts_ is not empty then): each consumer gets its deliveries
+    // in the order they were decided.
+    const std::uint64_t batch = count_first ? batches_taken_ + 1 : handouts_.back().batch;
+    ++consumer->handouts_waiting;
+    handouts_.push_back(Handout{batch, consumer, std::move(delivery)});
+    return;
+  }
+  call_unlocked(lock, *consumer, [&] { consumer->handler(std::move(delivery)); });
 }
 
 bool BrokerState::hand_out_one_locked(std::unique_lock<std::mutex>& lock) {
@@ -232,16 +228,16 @@ bool BrokerState::hand_out_one_locked(std::unique_lock<std::mutex>& lock) {
   handouts_.pop_front();
   Consumer& consumer = *handout.consumer;
   --consumer.handouts_waiting;
-  // A consumer cancelled meanwhile has had the message put back already;
-  // settling this delivery then does nothing.
-  const bool active = consumer.active;
-  if (active) ++consumer.calls_in_progress;
-  lock.unlock();
-  if (active) consumer.handler(std::move(handout.delivery));
-  handout.delivery.reset();
-  lock.lock();
-  if (active) --consumer.calls_in_progress;
-  cv_.notify_all();
+  if (consumer.active) {
+    call_unlocked(lock, consumer, [&] { consumer.handler(std::move(handout.delivery)); });
+  } else {
+    // Cancelled meanwhile: the message was put back already, and settling
+    // this delivery does nothing (it takes the lock: not under it).
+    lock.unlock();
+    handout.delivery.reset();
+    lock.lock();
+    cv_.notify_all();
+  }
   return true;
 }
 

@@ -195,6 +195,21 @@ class BrokerState : public AckSink {
   // Hands one message of some queue to a consumer with room (or, for a
   // journaled message, queues it as a handout); false when none.
   bool dispatch_one_locked(std::unique_lock<std::mutex>& lock);
+  // Runs `call` (a handler of `consumer`) with the lock released, counted in
+  // calls_in_progress (what cancel() and pause() wait for).
+  template <class Call>
+  void call_unlocked(std::unique_lock<std::mutex>& lock, Consumer& consumer, Call&& call) {
+    ++consumer.calls_in_progress;
+    lock.unlock();
+    call();
+    lock.lock();
+    --consumer.calls_in_progress;
+    cv_.notify_all();
+  }
+  // Gives `message` to `consumer` (its handler, or a handout when its count
+  // must be written first or handouts of it are waiting).
+  void hand_over_locked(std::unique_lock<std::mutex>& lock, const std::shared_ptr<Consumer>& consumer,
+                        Message message);
   // Hands the first handout to its consumer once its batch is written;
   // false when there is none ready.
   bool hand_out_one_locked(std::unique_lock<std::mutex>& lock);

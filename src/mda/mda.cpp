@@ -83,7 +83,7 @@ class Jobs {
     if (!message) return message.error();
     Live live{*message, {message->receiver}, frames.size()};
     if (message->sender != message->receiver) live.users.push_back(message->sender);
-    std::vector<bus::Envelope> mine;
+    std::vector<bus::Envelope> mine;  // appended only once all are made: no half of a message goes out
     for (const auto& user : live.users) {
       auto seq = seq_of(params, *message, user);
       if (!seq) return seq.error();

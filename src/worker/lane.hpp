@@ -26,6 +26,11 @@ struct Worker::Lane {
 namespace detail {
 // The context a handler sees for `delivery` (its request id, user and delivery count).
 JobContext context_of(const bus::Delivery& delivery);
+
+// True for an outcome the worker retries in place (ErrorCode::unavailable).
+inline bool transient(const core::Result<boost::json::value>& outcome) {
+  return !outcome && outcome.error().code == core::ErrorCode::unavailable;
+}
 }  // namespace detail
 
 }  // namespace intercomm::worker

@@ -85,7 +85,7 @@ void Worker::run_lane(Lane& lane) {
     for (std::size_t k = 0; k < jobs.size(); ++k) {
       auto& delivery = *held[i + k].delivery;
       const bool rpc = !delivery.message().reply_to.empty();
-      const bool transient = threw || (!outcomes[k] && outcomes[k].error().code == ErrorCode::unavailable);
+      const bool transient = threw || detail::transient(outcomes[k]);
       if (transient && !rpc) {
         retry_from = i + k;
         break;

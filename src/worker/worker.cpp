@@ -386,7 +386,7 @@ void Worker::process(std::unique_ptr<bus::Delivery> delivery, std::uint32_t tran
                             "method: worker " + name_ + " does not serve " + request.method);
         worst(Disposition::dead_letter);
       }
-      if (!outcome && outcome.error().code == ErrorCode::unavailable) worst(Disposition::hold);
+      if (detail::transient(outcome)) worst(Disposition::hold);
     } catch (const std::exception& e) {
       spdlog::error("worker {}: {} threw: {}", name_, request.method, e.what());
       outcome = Error::of(ErrorCode::internal_error);  // no internals leaked
@@ -442,8 +442,7 @@ void Worker::process_many(std::vector<Task> tasks) {
       core::Result<json::value> outcome = Error::of(ErrorCode::internal_error);  // no internals leaked
       Disposition disposition = threw ? Disposition::retry : Disposition::ack;
       if (!threw && i < outcomes.size()) outcome = std::move(outcomes[i]);
-      if (!threw && !outcome && outcome.error().code == ErrorCode::unavailable)
-        disposition = Disposition::hold;
+      if (!threw && detail::transient(outcome)) disposition = Disposition::hold;
       std::vector<jsonrpc::Response> responses;
       const auto& request = jobs[i].request();
       if (!request.is_notification()) responses.push_back(jsonrpc::Response{*request.id, std::move(outcome)});
