@@ -208,13 +208,11 @@ struct HttpServer::Impl {
             co_await write(stream, std::move(decision->refusal), version, false, core::new_message_id());
             break;
           }
-          // The WebSocket runs as a coroutine of its own and this one ends:
-          // an idle socket keeps neither this frame (~2 KiB: the parser, the
-          // read buffer) nor anything of the HTTP exchange.
-          auto executor = stream.get_executor();
-          asio::co_spawn(executor,
-                         run_websocket(std::move(stream), std::move(request), std::move(*decision), ws_options()),
-                         [this](const std::exception_ptr&) { --connections; });
+          // The WebSocket runs on callbacks and this coroutine ends: an idle
+          // socket keeps neither this frame (~2 KiB: the parser, the read
+          // buffer) nor the stream's timers, nor anything of the HTTP exchange.
+          run_websocket(stream.release_socket(), std::move(request), std::move(*decision), ws_options(),
+                        [this] { --connections; });
           co_return;
         }
       }

@@ -1,18 +1,17 @@
-// WebSocket sessions: a read loop as a coroutine, writes as a queue drained one
-// frame at a time, everything on the connection's strand.
+// WebSocket sessions as callbacks on the connection's strand: a read loop, and
+// writes as a queue drained one frame at a time. No coroutine frame and no read
+// buffer stay with an idle socket: it holds Beast's stream and a few bytes.
 #include "gateway/ws_session.hpp"
 
-#include <spdlog/spdlog.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include <list>
+#include <algorithm>
+#include <array>
 #include <iterator>
-#include <mutex>
+#include <list>
+#include <optional>
 
 namespace intercomm::gateway {
 namespace {
@@ -20,21 +19,42 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
-using Stream = websocket::stream<beast::tcp_stream>;
+using tcp = asio::ip::tcp;
+using Stream = websocket::stream<tcp::socket>;
+using Request = beast::http::request<beast::http::string_body>;
+
+// Bytes read at a time while no message is under way (an idle socket keeps
+// these), and at most while one is (read straight into the message).
+constexpr std::size_t kIdleRead = 64;
+constexpr std::size_t kMessageRead = 4096;
+
+class Connection;
 
 // The socket's state; touched only on its strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(beast::tcp_stream stream, std::size_t queue_limit)
-      : ws_(std::move(stream)), queue_limit_(queue_limit) {}
+  Session(tcp::socket socket, WsUpgrade upgrade, WsOptions options, std::function<void()> ended)
+      : ws_(std::move(socket)),
+        handler_(std::move(upgrade.handler)),
+        close_at_(upgrade.close_at),
+        options_(std::move(options)),
+        ended_(std::move(ended)) {}
 
-  Stream& ws() { return ws_; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  ~Session() {
+    if (ended_) ended_();
+  }
+
+  void start(std::unique_ptr<Request> request);
+
   bool closed() const { return closed_; }
-  void mark_closed() { closed_ = true; }
+  Stream::executor_type executor() { return ws_.get_executor(); }
 
   void send(std::string text, std::function<void()> written) {
     if (closed_ || closing_) return;
-    if (queue_.size() >= queue_limit_) {
+    if (queue_.size() >= options_.queue_limit) {
       close(kCloseTryAgainLater, "too slow: the send queue overflowed");
       return;
     }
@@ -58,6 +78,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  void opened();
+  void read_next();
+  void on_read(beast::error_code ec, std::size_t bytes);
+  void finished();
+
   void write_next() {
     writing_ = true;
     ws_.text(true);
@@ -92,7 +117,14 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   Stream ws_;
-  std::size_t queue_limit_;
+  std::shared_ptr<WsHandler> handler_;
+  std::optional<std::chrono::system_clock::time_point> close_at_;
+  WsOptions options_;
+  std::function<void()> ended_;
+  std::shared_ptr<WsConnection> connection_;  // what handlers hold; set once open
+  std::optional<asio::steady_timer> expiry_;  // closes the socket when its token expires
+  std::array<char, kIdleRead> idle_read_;
+  std::string message_;  // the text message being read (empty between messages)
   std::list<Frame> queue_;  // a list: empty (most of the time), it owns no memory; a deque does
   bool writing_ = false;
   bool closing_ = false;
@@ -104,7 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
 class Connection : public WsConnection {
  public:
   explicit Connection(const std::shared_ptr<Session>& session)
-      : session_(session), executor_(session->ws().get_executor()) {}
+      : session_(session), executor_(session->executor()) {}
 
   using WsConnection::send;
 
@@ -139,61 +171,88 @@ class Connection : public WsConnection {
 
  private:
   std::weak_ptr<Session> session_;
-  asio::any_io_executor executor_;
+  Stream::executor_type executor_;
 };
+
+void Session::start(std::unique_ptr<Request> request) {
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = std::chrono::seconds(10);
+  timeouts.idle_timeout = options_.idle_timeout;
+  timeouts.keep_alive_pings = true;
+  ws_.set_option(timeouts);
+  ws_.read_message_max(options_.max_message_bytes);
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& response) { response.set(beast::http::field::server, "intercomm"); }));
+  // The request stays until the handshake is answered, then goes: an open
+  // socket keeps nothing of the HTTP exchange.
+  auto& answered = *request;
+  ws_.async_accept(answered, [self = shared_from_this(), request = std::move(request)](beast::error_code ec) {
+    if (!ec) self->opened();
+  });
+}
+
+void Session::opened() {
+  connection_ = std::make_shared<Connection>(shared_from_this());
+  if (options_.metrics) options_.metrics->websocket_opened();
+  if (options_.track) options_.track(connection_, true);
+  handler_->on_open(connection_);
+  if (close_at_) {
+    expiry_.emplace(ws_.get_executor());
+    expiry_->expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(
+        std::max(*close_at_ - std::chrono::system_clock::now(), std::chrono::system_clock::duration::zero())));
+    expiry_->async_wait([weak = std::weak_ptr<Session>(shared_from_this())](beast::error_code ec) {
+      if (auto self = weak.lock(); self && !ec) self->close(kClosePolicyViolation, "token expired");
+    });
+  }
+  read_next();
+}
+
+void Session::read_next() {
+  auto done = [self = shared_from_this()](beast::error_code ec, std::size_t bytes) { self->on_read(ec, bytes); };
+  if (message_.empty()) {
+    ws_.async_read_some(asio::buffer(idle_read_), std::move(done));
+    return;
+  }
+  // A message under way: read the rest of it into its own tail.
+  const std::size_t had = message_.size();
+  message_.resize(had + kMessageRead);
+  ws_.async_read_some(asio::buffer(message_.data() + had, kMessageRead), std::move(done));
+}
+
+void Session::on_read(beast::error_code ec, std::size_t bytes) {
+  if (!message_.empty()) {
+    message_.resize(message_.size() - kMessageRead + bytes);
+  } else if (!ec) {
+    message_.assign(idle_read_.data(), bytes);
+  }
+  if (ec) {
+    finished();
+    return;
+  }
+  if (!ws_.is_message_done()) {
+    read_next();
+    return;
+  }
+  if (ws_.got_text()) handler_->on_text(message_);
+  std::string().swap(message_);  // clients send little; an idle socket holds no read buffer
+  read_next();
+}
+
+void Session::finished() {
+  closed_ = true;
+  if (expiry_) expiry_->cancel();
+  handler_->on_close();
+  if (options_.track) options_.track(connection_, false);
+  if (options_.metrics) options_.metrics->websocket_closed();
+}
 
 }  // namespace
 
-asio::awaitable<void> run_websocket(beast::tcp_stream stream,
-                                    beast::http::request<beast::http::string_body> request, WsUpgrade upgrade,
-                                    WsOptions options) {
-  stream.expires_never();  // the websocket stream keeps its own timeouts
-  auto session = std::make_shared<Session>(std::move(stream), options.queue_limit);
-  auto& ws = session->ws();
-  websocket::stream_base::timeout timeouts{};
-  timeouts.handshake_timeout = std::chrono::seconds(10);
-  timeouts.idle_timeout = options.idle_timeout;
-  timeouts.keep_alive_pings = true;
-  ws.set_option(timeouts);
-  ws.read_message_max(options.max_message_bytes);
-  ws.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& response) { response.set(beast::http::field::server, "intercomm"); }));
-  auto [accepted] = co_await ws.async_accept(request, asio::as_tuple(asio::use_awaitable));
-  if (accepted) co_return;
-  request = {};  // answered: its headers need not stay for the socket's life
-
-  auto connection = std::make_shared<Connection>(session);
-  if (options.metrics) options.metrics->websocket_opened();
-  if (options.track) options.track(connection, true);
-  upgrade.handler->on_open(connection);
-
-  // Closes the socket when the token it was opened with expires.
-  std::shared_ptr<asio::steady_timer> expiry;
-  if (upgrade.close_at) {
-    expiry = std::make_shared<asio::steady_timer>(ws.get_executor());
-    expiry->expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(std::max(
-        *upgrade.close_at - std::chrono::system_clock::now(), std::chrono::system_clock::duration::zero())));
-    expiry->async_wait([session](beast::error_code ec) {
-      if (!ec) session->close(kClosePolicyViolation, "token expired");
-    });
-  }
-
-  beast::flat_buffer buffer;
-  while (true) {
-    auto [ec, bytes] = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
-    if (ws.got_text()) {
-      const auto data = buffer.data();
-      upgrade.handler->on_text(std::string_view(static_cast<const char*>(data.data()), data.size()));
-    }
-    buffer.consume(buffer.size());
-    buffer.shrink_to_fit();  // clients send little; an idle socket holds no read buffer
-  }
-  session->mark_closed();
-  if (expiry) expiry->cancel();
-  upgrade.handler->on_close();
-  if (options.track) options.track(connection, false);
-  if (options.metrics) options.metrics->websocket_closed();
+void run_websocket(tcp::socket socket, Request request, WsUpgrade upgrade, WsOptions options,
+                   std::function<void()> ended) {
+  auto session = std::make_shared<Session>(std::move(socket), std::move(upgrade), std::move(options),
+                                           std::move(ended));
+  session->start(std::make_unique<Request>(std::move(request)));
 }
 
 }  // namespace intercomm::gateway

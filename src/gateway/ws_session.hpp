@@ -5,8 +5,7 @@
 #include "gateway/metrics.hpp"
 #include "gateway/websocket.hpp"
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -25,12 +24,14 @@ struct WsOptions {
   std::function<void(const std::shared_ptr<WsConnection>&, bool open)> track;
 };
 
-// Completes the handshake on `stream` for `request`, then runs the socket until
-// it closes: reads text frames into upgrade.handler, writes what the handler
-// sends (one write in flight, a bounded queue), closes at upgrade.close_at.
-// Runs on the stream's executor, which must be a strand.
-boost::asio::awaitable<void> run_websocket(
-    boost::beast::tcp_stream stream, boost::beast::http::request<boost::beast::http::string_body> request,
-    WsUpgrade upgrade, WsOptions options);
+// Starts the handshake on `socket` for `request` and returns; the socket then
+// runs until it closes: reads text frames into upgrade.handler, writes what the
+// handler sends (one write in flight, a bounded queue), closes at
+// upgrade.close_at. `ended` runs once the socket and all it held are gone
+// (after a failed handshake too). Runs on the socket's executor, which must be
+// a strand.
+void run_websocket(boost::asio::ip::tcp::socket socket,
+                   boost::beast::http::request<boost::beast::http::string_body> request, WsUpgrade upgrade,
+                   WsOptions options, std::function<void()> ended);
 
 }  // namespace intercomm::gateway

@@ -8,6 +8,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
+
 namespace intercomm::testing {
 
 namespace asio = boost::asio;
@@ -87,6 +89,26 @@ std::optional<std::string> WsClient::read(std::chrono::milliseconds timeout) {
   std::string text = beast::buffers_to_string(impl.buffer.data());
   impl.buffer.consume(impl.buffer.size());
   return text;
+}
+
+bool WsClient::write(const std::string& text, std::size_t frame_bytes, std::chrono::milliseconds timeout) {
+  auto& impl = *impl_;
+  impl.ws.text(true);
+  const std::size_t step = frame_bytes == 0 ? std::max<std::size_t>(text.size(), 1) : frame_bytes;
+  std::size_t at = 0;
+  do {
+    const std::size_t size = std::min(step, text.size() - at);
+    const bool last = at + size == text.size();
+    bool done = false;
+    beast::error_code ec;
+    impl.ws.async_write_some(last, asio::buffer(text.data() + at, size), [&](beast::error_code e, std::size_t) {
+      ec = e;
+      done = true;
+    });
+    if (!impl.run_until([&] { return done; }, timeout) || ec) return false;
+    at += size;
+  } while (at < text.size());
+  return true;
 }
 
 void WsClient::close() {

@@ -25,6 +25,10 @@ class WsClient {
 
   // The next text frame, or nullopt after `timeout` or once closed.
   std::optional<std::string> read(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Sends `text` as one text message, in frames of `frame_bytes` (0: one
+  // frame); false when it could not be written within `timeout`.
+  bool write(const std::string& text, std::size_t frame_bytes = 0,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10));
   bool closed() const { return closed_; }
   // The close code the server sent (0 when none came yet).
   int close_code() const { return close_code_; }

@@ -51,6 +51,21 @@ class ServerTest : public ::testing::Test {
       upgrade.handler = std::make_shared<Flood>();
       return upgrade;
     });
+    // Answers each text message with its size and its first and last bytes.
+    router_.add_websocket("/echo", "echo", [](const HttpRequest&) {
+      struct Echo : WsHandler {
+        void on_open(std::shared_ptr<WsConnection> connection) override { connection_ = std::move(connection); }
+        void on_text(std::string_view text) override {
+          connection_->send(std::to_string(text.size()) + ":" +
+                            (text.empty() ? std::string() : std::string{text.front(), text.back()}));
+        }
+        void on_close() override { connection_.reset(); }
+        std::shared_ptr<WsConnection> connection_;
+      };
+      WsUpgrade upgrade;
+      upgrade.handler = std::make_shared<Echo>();
+      return upgrade;
+    });
     router_.add("POST", "/v1/messages", "send_message",
                 [](const HttpRequest& request, const PathParams&, Responder respond) {
                   respond(json_response(202, R"({"bytes":)" + std::to_string(request.body.size()) + "}"));
@@ -187,6 +202,39 @@ TEST_F(ServerTest, ASlowWebSocketReaderIsClosedWith1013InsteadOfBuffered) {
   ASSERT_TRUE(ws.closed());
   EXPECT_EQ(ws.close_code(), 1013) << ws.close_reason();
   EXPECT_LT(frames, 2000) << "the queue limit must stop the flood";
+}
+
+// A socket reads a message in pieces (a few bytes while it waits, more once a
+// message is under way): whatever the sizes and framing, the handler gets each
+// message whole; one past the limit (64 KiB) closes the socket with 1009.
+TEST_F(ServerTest, WebSocketMessagesReachTheHandlerWholeWhateverTheirFraming) {
+  intercomm::testing::WsClient ws;
+  ASSERT_TRUE(ws.connect(port_, "/echo"));
+  const auto message = [](std::size_t size) {
+    std::string text(size, 'm');
+    if (size > 0) {
+      text.front() = 'a';
+      text.back() = 'z';
+    }
+    return text;
+  };
+  struct Case {
+    std::size_t size;
+    std::size_t frame_bytes;
+  };
+  for (const Case c : {Case{0, 0}, Case{1, 0}, Case{63, 0}, Case{64, 0}, Case{65, 0}, Case{10000, 0},
+                       Case{10000, 100}, Case{10000, 7}, Case{65536, 0}, Case{65536, 5000}}) {
+    const std::string sent = message(c.size);
+    ASSERT_TRUE(ws.write(sent, c.frame_bytes)) << c.size;
+    const auto answer = ws.read();
+    ASSERT_TRUE(answer) << c.size << " in frames of " << c.frame_bytes;
+    EXPECT_EQ(*answer, std::to_string(c.size) + ":" + (sent.empty() ? "" : std::string{sent.front(), sent.back()}))
+        << "in frames of " << c.frame_bytes;
+  }
+  ws.write(message(65537), 4096);
+  EXPECT_FALSE(ws.read());
+  ASSERT_TRUE(ws.closed());
+  EXPECT_EQ(ws.close_code(), 1009) << ws.close_reason();
 }
 
 TEST_F(ServerTest, CountsAndTimesEveryRequest) {
