@@ -66,7 +66,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_ || closing_) return;
     closing_ = true;
     if (reason.size() > 123) reason.resize(123);  // RFC 6455: a close frame's payload is at most 125 bytes
-    close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+    close_code_ = code;
+    close_text_ = std::move(reason);
     // Frames not yet started are dropped; the one being written (the front)
     // must live until its write completes.
     if (writing_) {
@@ -108,7 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void do_close() {
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
+    const websocket::close_reason reason(static_cast<websocket::close_code>(close_code_), close_text_);
+    ws_.async_close(reason, [self = shared_from_this()](beast::error_code) { self->closed_ = true; });
   }
 
   struct Frame {
@@ -129,7 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
-  websocket::close_reason close_reason_;
+  std::uint16_t close_code_ = kCloseNormal;
+  std::string close_text_;  // not a close_reason: its 123-byte array would stay with every socket
 };
 
 // What handlers hold: reaches the session while it lives, through its strand.
