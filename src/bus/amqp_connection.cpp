@@ -176,6 +176,7 @@ void AmqpCore::run_commands() {
       command.run();
     }
   }
+  if (conn_) send_acks();
 }
 
 void AmqpCore::run_deferred() {
@@ -284,6 +285,7 @@ void AmqpCore::teardown() {
   for (auto& [seq, pending] : unconfirmed) settle_publish(std::move(pending.publish), PublishStatus::unknown);
   for (auto& [id, registration] : consumers_) registration.channel = 0;
   channel_to_consumer_.clear();
+  acks_.clear();
   open_channels_.clear();
   {
     std::lock_guard lock(mu_);

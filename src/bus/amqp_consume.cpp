@@ -4,6 +4,7 @@
 #include "bus/topology.hpp"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <charconv>
 
 namespace intercomm::bus::detail {
@@ -31,8 +32,10 @@ void AmqpCore::cancel_consumer(std::uint64_t id) {
     auto found = consumers_.find(id);
     if (found == consumers_.end()) return;
     if (conn_ && found->second.channel != 0) {
+      send_acks();  // settled before the cancel: acked, not put back by the close
       open_channels_.erase(found->second.channel);
       channel_to_consumer_.erase(found->second.channel);
+      acks_.erase(found->second.channel);
       // Closing the channel puts its unacked deliveries back in the queue.
       amqp_channel_close(conn_, found->second.channel, AMQP_REPLY_SUCCESS);
     }
@@ -109,14 +112,48 @@ void AmqpCore::bind_reply_queue(std::string exchange, std::string key, bool bind
                }});
 }
 
+// An ack waits for the end of the loop's turn (send_acks), to go with the
+// others settled meanwhile; a reject goes at once.
 void AmqpCore::settle(std::uint64_t tag, std::uint64_t generation, bool ack, bool requeue) {
   post(Command{false, [this, tag, generation, ack, requeue] {
                  const auto channel = static_cast<amqp_channel_t>(generation & 0xFFFF);
                  if (!conn_ || (generation >> 16) != generation_ || !open_channels_.contains(channel)) return;
-                 const int status = ack ? amqp_basic_ack(conn_, channel, tag, 0)
-                                        : amqp_basic_reject(conn_, channel, tag, requeue ? 1 : 0);
+                 auto& acks = acks_[channel];
+                 if (ack) {
+                   acks.acked.push_back(tag);
+                   return;
+                 }
+                 acks.in_hand.erase(tag);
+                 const int status = amqp_basic_reject(conn_, channel, tag, requeue ? 1 : 0);
                  if (status != AMQP_STATUS_OK) fail_connection(amqp_error_string2(status));
                }});
+}
+
+void AmqpCore::send_acks() {
+  for (auto& [channel, acks] : acks_) {
+    if (acks.acked.empty() || broken_) continue;
+    std::sort(acks.acked.begin(), acks.acked.end());
+    // The acked deliveries that are the oldest in hand: one ack with `multiple`.
+    auto oldest = acks.in_hand.begin();
+    std::size_t covered = 0;
+    while (oldest != acks.in_hand.end() && covered < acks.acked.size() && *oldest == acks.acked[covered]) {
+      ++oldest;
+      ++covered;
+    }
+    int status = AMQP_STATUS_OK;
+    if (covered > 0) {
+      status = amqp_basic_ack(conn_, channel, acks.acked[covered - 1], covered > 1 ? 1 : 0);
+      acks.in_hand.erase(acks.in_hand.begin(), oldest);
+    }
+    // Behind a delivery still being handled: each on its own, now (held back,
+    // they would shrink the prefetch window while it runs).
+    for (std::size_t i = covered; i < acks.acked.size() && status == AMQP_STATUS_OK; ++i) {
+      status = amqp_basic_ack(conn_, channel, acks.acked[i], 0);
+      acks.in_hand.erase(acks.acked[i]);
+    }
+    acks.acked.clear();
+    if (status != AMQP_STATUS_OK) fail_connection(amqp_error_string2(status));
+  }
 }
 
 Result<void> AmqpCore::subscribe_reply_queue() {
@@ -256,6 +293,7 @@ void AmqpCore::deliver_to_consumer(amqp_channel_t channel, std::uint64_t tag, bo
   if (consumer_id == channel_to_consumer_.end()) return;
   auto registration = consumers_.find(consumer_id->second);
   if (registration == consumers_.end()) return;
+  acks_[channel].in_hand.insert(tag);
   registration->second.handler(std::make_unique<Delivery>(std::move(envelope), redelivered, delivery_count,
                                                           tag, (generation_ << 16) | channel,
                                                           shared_from_this()));

@@ -233,6 +233,10 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   void handle_frame(const amqp_frame_t& frame);
   void deliver_to_consumer(amqp_channel_t channel, std::uint64_t tag, bool redelivered,
                            std::uint32_t delivery_count, Envelope envelope);
+  // Sends the acks settled since the last call: the ones that, with every
+  // delivery before them on their channel, are all that channel has in hand
+  // as one basic.ack with `multiple`; the rest one by one.
+  void send_acks();
 
   AmqpOptions options_;
   int wake_fd_;
@@ -264,6 +268,13 @@ class AmqpCore : public AckSink, public std::enable_shared_from_this<AmqpCore> {
   std::map<std::uint64_t, ConsumerRegistration> consumers_;
   std::vector<ConsumerRegistration> retired_;
   std::map<amqp_channel_t, std::uint64_t> channel_to_consumer_;
+  // A consumer channel's deliveries not yet acked or rejected on the wire, and
+  // the acks among them waiting for send_acks().
+  struct ChannelAcks {
+    std::set<std::uint64_t> in_hand;
+    std::vector<std::uint64_t> acked;
+  };
+  std::map<amqp_channel_t, ChannelAcks> acks_;
   std::set<amqp_channel_t> open_channels_;
   std::uint64_t next_consumer_id_ = 1;
   std::function<void(Envelope)> reply_handler_;
