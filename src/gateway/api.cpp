@@ -4,6 +4,7 @@
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
 #include "core/jsonrpc.hpp"
+#include "jobs/jobs.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/jwt.hpp"
 
@@ -90,11 +91,11 @@ core::Result<json::object> json_body(const HttpRequest& request, HttpResponse& r
 
 // Checks a get_message result: passes it on when `user` sent or received it, else 403.
 std::function<core::Result<json::value>(json::value)> participant_only(std::string user, std::string why) {
-  return [user = std::move(user), why = std::move(why)](json::value message) -> core::Result<json::value> {
-    const auto& object = message.as_object();
-    if (object.at("sender").as_string() != user && object.at("receiver").as_string() != user)
-      return forbidden(why);
-    return message;
+  return [user = std::move(user), why = std::move(why)](json::value result) -> core::Result<json::value> {
+    auto message = jobs::GetMessage::decode_result(result);
+    if (!message) return message.error();
+    if (message->sender != user && message->receiver != user) return forbidden(why);
+    return result;
   };
 }
 
@@ -117,9 +118,10 @@ core::Result<json::value> sender_view_of_deliveries(json::value page) {
 }
 
 // An RPC whose result becomes `status` (or an error response).
-void rpc_call(Context& context, const std::string& method, json::object params, const HttpRequest& request,
+void rpc_call(Context& context, std::string_view job, json::object params, const HttpRequest& request,
               const std::string& user, int status, Responder respond,
               std::function<core::Result<json::value>(json::value)> check = nullptr) {
+  std::string method(job);
   context.rpc.call(method, std::move(params), context.options.rpc_timeout, bus_headers(request, user),
                    [&context, method, status, respond = std::move(respond),
                     check = std::move(check)](bus::RpcResult result) {
@@ -141,10 +143,7 @@ void rpc_call(Context& context, const std::string& method, json::object params, 
 // Publishes send_message for `message` and answers 202 once the bus confirmed it.
 void publish_send(const std::shared_ptr<Context>& context, const HttpRequest& request,
                   const std::string& user, core::Message message, bool replayed, Responder respond) {
-  core::jsonrpc::Request job{"send_message", json::object{{"message", core::to_json(message)}}, {}};
-  bus::Envelope envelope;
-  envelope.routing_key = "send_message";
-  envelope.body = core::jsonrpc::serialize(job);
+  bus::Envelope envelope = jobs::envelope(jobs::SendMessage{message});
   envelope.headers = bus_headers(request, user);
   // One conversation's sends go through one lane of the MTA, in accept order.
   envelope.headers[std::string(bus::kOrderKeyHeader)] =
@@ -214,27 +213,21 @@ void post_message(const std::shared_ptr<Context>& context, const HttpRequest& re
   // The MTA records (user, key) -> this id and time the first time; a retry
   // gets the first ones back and publishes the very same message, which the
   // MTA stores once.
-  json::object claim{{"user", user}, {"key", key}, {"message", core::to_json(*message)}};
+  using Claim = jobs::ClaimIdempotencyKey;
+  json::object claim = Claim{user, key, *message}.encode();  // before the message moves into the callback
   context->rpc.call(
-      "claim_idempotency_key", std::move(claim), context->options.rpc_timeout, bus_headers(request, user),
+      std::string(Claim::name), std::move(claim), context->options.rpc_timeout, bus_headers(request, user),
       [context, request, user, message = std::move(*message),
        respond = std::move(respond)](bus::RpcResult result) mutable {
         if (context->options.metrics) {
-          context->options.metrics->rpc_finished("claim_idempotency_key",
-                                                 !result && result.error().code == ErrorCode::timeout);
+          context->options.metrics->rpc_finished(Claim::name, !result && result.error().code == ErrorCode::timeout);
         }
         if (!result) return respond(from_rpc_error(result.error()));
-        const auto* claimed = result->if_object();
-        const auto* id = claimed ? claimed->if_contains("message_id") : nullptr;
-        const auto* created = claimed ? claimed->if_contains("created_at") : nullptr;
-        if (id == nullptr || !id->is_string() || created == nullptr || !created->is_string()) {
-          return respond(error_response(Error::of(ErrorCode::internal_error)));
-        }
-        message.message_id = std::string(id->get_string());
-        message.created_at = std::string(created->get_string());
-        const auto* replayed = claimed->if_contains("replayed");
-        publish_send(context, request, user, std::move(message),
-                     replayed && replayed->is_bool() && replayed->get_bool(), std::move(respond));
+        auto claimed = Claim::decode_result(*result);
+        if (!claimed) return respond(error_response(Error::of(ErrorCode::internal_error)));
+        message.message_id = std::move(claimed->message_id);
+        message.created_at = std::move(claimed->created_at);
+        publish_send(context, request, user, std::move(message), claimed->replayed, std::move(respond));
       });
 }
 
@@ -321,18 +314,18 @@ Handler message_route(const std::shared_ptr<Context>& context, std::string why, 
         auto query = query_params(request, then_query);
         if (!query) return respond(error_response(query.error()));
         if (then_method.empty()) {
-          return rpc_call(*context, "get_message", {{"message_id", id}}, request, user, 200,
+          return rpc_call(*context, jobs::GetMessage::name, jobs::GetMessage{id}.encode(), request, user, 200,
                           std::move(respond), participant_only(user, why));
         }
         (*query)["message_id"] = id;
         rpc_call(
-            *context, "get_message", {{"message_id", id}}, request, user, 200,
+            *context, jobs::GetMessage::name, jobs::GetMessage{id}.encode(), request, user, 200,
             [context, request, user, then_method, then_params = std::move(*query),
              respond](HttpResponse checked) mutable {
               if (checked.status != 200) return respond(std::move(checked));
               // Deliveries are private to the receiver: the sender gets their outcomes only.
               std::function<core::Result<json::value>(json::value)> view = nullptr;
-              if (then_method == "list_deliveries") {
+              if (then_method == jobs::ListDeliveries::name) {
                 boost::system::error_code ec;
                 const auto message = json::parse(checked.body, ec);
                 const auto* receiver = !ec && message.is_object() ? message.as_object().if_contains("receiver") : nullptr;
@@ -385,7 +378,7 @@ WsUpgrade stream_upgrade(const std::shared_ptr<Context>& context, const HttpRequ
 void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptions options) {
   auto context = std::make_shared<Context>(bus, rpc, std::move(options));
 
-  router.add("POST", "/v1/messages", "send_message",
+  router.add("POST", "/v1/messages", std::string(jobs::SendMessage::name),
              authed(context, [context](const HttpRequest& request, const PathParams&, const std::string& user,
                                        Responder respond) {
                if (auto spent = context->guard.spend(Guard::Limit::send, user); !spent) {
@@ -394,16 +387,17 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                post_message(context, request, user, std::move(respond));
              }));
 
-  router.add("GET", "/v1/messages/{message_id}", "get_message",
+  router.add("GET", "/v1/messages/{message_id}", std::string(jobs::GetMessage::name),
              message_route(context, "message: only its sender and receiver may read it", ""));
-  router.add("GET", "/v1/messages/{message_id}/deliveries", "list_deliveries",
+  router.add("GET", "/v1/messages/{message_id}/deliveries", std::string(jobs::ListDeliveries::name),
              message_route(context, "message: only its sender and receiver may see its deliveries",
-                           "list_deliveries", {{"after", QueryKind::cursor}, {"limit", QueryKind::limit}}));
+                           std::string(jobs::ListDeliveries::name),
+                           {{"after", QueryKind::cursor}, {"limit", QueryKind::limit}}));
 
   // A route on the caller's own resources; `limited`: it spends one of the
   // user's subscription changes.
   const auto own =
-      [context](std::string method, int status,
+      [context](std::string_view method, int status,
                 std::function<core::Result<json::object>(const HttpRequest&, const PathParams&)> params_of,
                 bool limited = false) {
         return authed(context, [context, method, status, params_of, limited](
@@ -422,8 +416,8 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
             });
       };
 
-  router.add("GET", "/v1/users/{user}/messages", "list_messages",
-             own("list_messages", 200,
+  router.add("GET", "/v1/users/{user}/messages", std::string(jobs::ListMessages::name),
+             own(jobs::ListMessages::name, 200,
                  [](const HttpRequest& request, const PathParams& path) -> core::Result<json::object> {
                    auto params = query_params(request, {{"before", QueryKind::message_id},
                                                         {"after", QueryKind::message_id},
@@ -433,8 +427,8 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                    if (params) (*params)["user"] = path.at("user");
                    return params;
                  }));
-  router.add("POST", "/v1/users/{user}/subscriptions", "subscribe_user",
-             own("subscribe_user", 201,
+  router.add("POST", "/v1/users/{user}/subscriptions", std::string(jobs::SubscribeUser::name),
+             own(jobs::SubscribeUser::name, 201,
                  [](const HttpRequest& request, const PathParams& path) -> core::Result<json::object> {
                    HttpResponse refusal;
                    auto body = json_body(request, refusal);
@@ -442,19 +436,21 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                      return Error::of(ErrorCode::invalid_params,
                                       "body: must be a JSON object {\"webhook\":{\"url\"}}");
                    (*body)["user"] = path.at("user");
-                   return body;
+                   auto job = jobs::SubscribeUser::decode(*body);
+                   if (!job) return job.error();
+                   return job->encode();
                  },
                  /*limited=*/true));
-  router.add("GET", "/v1/users/{user}/subscriptions", "list_subscriptions",
-             own("list_subscriptions", 200,
+  router.add("GET", "/v1/users/{user}/subscriptions", std::string(jobs::ListSubscriptions::name),
+             own(jobs::ListSubscriptions::name, 200,
                  [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
-                   return json::object{{"user", path.at("user")}};
+                   return jobs::ListSubscriptions{path.at("user")}.encode();
                  }));
   router.add(
-      "DELETE", "/v1/users/{user}/subscriptions/{subscription_id}", "unsubscribe_user",
-      own("unsubscribe_user", 204,
+      "DELETE", "/v1/users/{user}/subscriptions/{subscription_id}", std::string(jobs::UnsubscribeUser::name),
+      own(jobs::UnsubscribeUser::name, 204,
           [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
-            return json::object{{"user", path.at("user")}, {"subscription_id", path.at("subscription_id")}};
+            return jobs::UnsubscribeUser{path.at("user"), path.at("subscription_id")}.encode();
           },
           /*limited=*/true));
 

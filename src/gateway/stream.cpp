@@ -2,6 +2,8 @@
 // order (catch-up from the inbox, holes filled, repeats dropped).
 #include "gateway/stream.hpp"
 
+#include "jobs/jobs.hpp"
+
 #include "bus/topology.hpp"
 
 #include <fmt/core.h>
@@ -72,9 +74,10 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
       close_locked(kCloseTryAgainLater, "live delivery unavailable; resume with after_seq=");
       return;
     }
-    json::object params{{"user", user_}, {"limit", 1}};
-    call(std::move(params),
-         [self = shared_from_this()](bus::RpcResult result) { self->on_head(std::move(result)); });
+    jobs::ListMessages head;
+    head.user = user_;
+    head.limit = 1;
+    call(head, [self = shared_from_this()](bus::RpcResult result) { self->on_head(std::move(result)); });
   }
 
   // Live frames may have been lost (the bus reconnected): read the inbox
@@ -111,9 +114,9 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
  private:
   using Done = std::function<void(bus::RpcResult)>;
 
-  void call(json::object params, Done done) {
+  void call(const jobs::ListMessages& job, Done done) {
     hub_->rpc_->call(
-        "list_messages", std::move(params), options_.rpc_timeout,
+        std::string(jobs::ListMessages::name), job.encode(), options_.rpc_timeout,
         {{std::string(bus::kRequestIdHeader), request_id_}, {std::string(bus::kUserHeader), user_}},
         std::move(done));
   }
@@ -123,12 +126,12 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
     {
       std::lock_guard lock(mu_);
       if (closed_) return;
-      if (!result || !result->is_object()) {
+      auto head = result ? jobs::ListMessages::decode_result(*result) : result.error();
+      if (!head) {
         close_locked(kCloseTryAgainLater, "the inbox could not be read; resume with after_seq=");
         return;
       }
-      const auto& messages = result->as_object().at("messages").as_array();
-      const std::uint64_t last = messages.empty() ? 0 : seq_in(messages.front().at("seq")).value_or(0);
+      const std::uint64_t last = head->messages.empty() ? 0 : head->messages.front().seq;
       started_ = true;
       if (cursor_.after_seq && *cursor_.after_seq > last) {
         close_locked(
@@ -152,19 +155,20 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
   // Reads the page after sent_ (the first one after the message id, when the
   // cursor is one and not resolved yet).
   void fetch_page() {
-    json::object params{{"user", user_}, {"limit", options_.page}};
+    jobs::ListMessages job;
+    job.user = user_;
+    job.limit = options_.page;
     {
       std::lock_guard lock(mu_);
       if (closed_) return;
       catching_up_ = true;
       if (cursor_.after_id && !resolved_) {
-        params["after"] = *cursor_.after_id;
+        job.after = *cursor_.after_id;
       } else {
-        params["after_seq"] = sent_;
+        job.after_seq = sent_;
       }
     }
-    call(std::move(params),
-         [self = shared_from_this()](bus::RpcResult result) { self->on_page(std::move(result)); });
+    call(job, [self = shared_from_this()](bus::RpcResult result) { self->on_page(std::move(result)); });
   }
 
   void on_page(bus::RpcResult result) {
@@ -172,7 +176,8 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
     {
       std::lock_guard lock(mu_);
       if (closed_) return;
-      if (!result || !result->is_object()) {
+      auto page = result ? jobs::ListMessages::decode_result(*result) : result.error();
+      if (!page) {
         if (!result && result.error().code == core::ErrorCode::invalid_params && !resolved_) {
           close_locked(kClosePolicyViolation, result.error().message, false);  // ?after= not in this inbox
         } else {
@@ -180,23 +185,19 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
         }
         return;
       }
-      const auto& page = result->as_object();
       if (!resolved_ && cursor_.after_id) {
         resolved_ = true;
-        if (const auto* after = page.if_contains("after_seq")) sent_ = written_ = seq_in(*after).value_or(0);
+        sent_ = written_ = page->after_seq.value_or(0);
       }
-      for (const auto& value : page.at("messages").as_array()) {
-        json::object item = value.as_object();
-        const auto seq = seq_in(item["seq"]);
-        if (!seq || *seq <= sent_) continue;
-        item.erase("seq");
-        send_locked(
-            json::serialize(json::object{{"type", "message"}, {"seq", *seq}, {"message", std::move(item)}}),
-            *seq);
-        sent_ = *seq;
+      for (auto& item : page->messages) {
+        if (item.seq <= sent_) continue;
+        send_locked(json::serialize(
+                        json::object{{"type", "message"}, {"seq", item.seq}, {"message", std::move(item.message)}}),
+                    item.seq);
+        sent_ = item.seq;
         if (!announced_) ++replayed_;
       }
-      if (page.at("next_seq").is_null()) {
+      if (!page->next_seq) {
         catching_up_ = false;
         fetch = announced_ ? drain_locked() : announce_live_locked();
       } else {

@@ -4,7 +4,7 @@
 
 #include "bus/topology.hpp"
 #include "core/config.hpp"
-#include "core/jsonrpc.hpp"
+#include "jobs/jobs.hpp"
 #include "store/buckets.hpp"
 
 #include <fmt/core.h>
@@ -79,13 +79,14 @@ class Jobs {
   // Appends one frame per user to `frames` (the receiver's, and the sender's
   // unless they are the same), each with the message's seq in that user's inbox.
   Result<Live> live_frames(const json::object& params, std::vector<bus::Envelope>& frames) {
-    auto message = message_param(params, {"message", "seqs"});
-    if (!message) return message.error();
+    auto job = jobs::DeliverMessage::decode(params);
+    if (!job) return job.error();
+    const core::Message* message = &job->message;
     Live live{*message, {message->receiver}, frames.size()};
     if (message->sender != message->receiver) live.users.push_back(message->sender);
     std::vector<bus::Envelope> mine;  // appended only once all are made: no half of a message goes out
     for (const auto& user : live.users) {
-      auto seq = seq_of(params, *message, user);
+      auto seq = seq_of(job->seqs, *message, user);
       if (!seq) return seq.error();
       bus::Envelope envelope;
       envelope.routing_key = "user." + user;
@@ -125,23 +126,12 @@ class Jobs {
   }
 
   Result<json::value> deliver_webhook(const json::object& params) {
-    auto message = message_param(params, {"message", "user", "subscription_id", "attempt"});
-    if (!message) return message.error();
-    const auto* user = params.if_contains("user");
-    const auto* id = params.if_contains("subscription_id");
-    const auto* attempt_value = params.if_contains("attempt");
-    if (user == nullptr || !user->is_string() || !core::is_user_id(user->get_string())) {
-      return core::invalid_field("user", "must be 1-64 of [A-Za-z0-9_.-]");
-    }
-    if (id == nullptr || !id->is_string() || id->get_string().empty())
-      return core::invalid_field("subscription_id", "required");
-    if (attempt_value == nullptr || !attempt_value->is_int64() || attempt_value->get_int64() < 1 ||
-        attempt_value->get_int64() > 100) {
-      return core::invalid_field("attempt", "must be an integer from 1 to 100");
-    }
-    const auto attempt_number = static_cast<std::uint32_t>(attempt_value->get_int64());
-    const std::string owner(user->get_string());
-    const std::string subscription_id(id->get_string());
+    auto job = jobs::DeliverWebhook::decode(params);
+    if (!job) return job.error();
+    const core::Message* message = &job->message;
+    const std::uint32_t attempt_number = job->attempt;
+    const std::string& owner = job->user;
+    const std::string& subscription_id = job->subscription_id;
 
     const std::string key = store::subscription_key(owner, subscription_id);
     InFlight claim(*this, key);
@@ -205,7 +195,7 @@ class Jobs {
         return queued.error();
       }
     } else {
-      if (auto dead = dead_letter(params); !dead) return dead.error();
+      if (auto dead = dead_letter(*job); !dead) return dead.error();
       if (auto marked = mark(subscription.as_object(), key, "failing"); !marked) return marked.error();
       spdlog::warn("mda: webhook {} for {} failed {} times; dead-lettered, subscription marked failing",
                    subscription_id, message->message_id, attempt_number);
@@ -232,31 +222,10 @@ class Jobs {
     bool held = false;
   };
 
-  Result<core::Message> message_param(const json::object& params,
-                                      std::initializer_list<std::string_view> allowed) {
-    for (const auto& member : params) {
-      if (std::find(allowed.begin(), allowed.end(), std::string_view(member.key())) == allowed.end()) {
-        return core::invalid_field(member.key(), "unknown parameter");
-      }
-    }
-    const auto* raw = params.if_contains("message");
-    if (raw == nullptr) return core::invalid_field("message", "required");
-    return core::message_from_json(*raw, core::MessageLimits{std::size_t(-1)}, core::MessageShape::stored);
-  }
-
   // The message's seq in `user`'s inbox: from the job (the MTA sends it), or
   // looked up when a job came without it.
-  Result<std::uint64_t> seq_of(const json::object& params, const core::Message& message,
-                               const std::string& user) {
-    const auto* seqs = params.if_contains("seqs");
-    if (seqs != nullptr && !seqs->is_object())
-      return core::invalid_field("seqs", "must be an object {\"<user>\": seq}");
-    const auto* seq = seqs ? seqs->as_object().if_contains(user) : nullptr;
-    if (seq != nullptr) {
-      if (seq->is_uint64()) return seq->get_uint64();
-      if (seq->is_int64() && seq->get_int64() > 0) return static_cast<std::uint64_t>(seq->get_int64());
-      return core::invalid_field("seqs", "must map users to positive integers");
-    }
+  Result<std::uint64_t> seq_of(const jobs::Seqs& seqs, const core::Message& message, const std::string& user) {
+    if (auto seq = seqs.find(user); seq != seqs.end()) return seq->second;
     auto stored = store_.inbox_seq(user, message.message_id);
     if (!stored) return unavailable(stored.error().message);
     if (!*stored) return core::invalid_field("message", "not in the inbox of " + user + " (is it stored?)");
@@ -272,16 +241,8 @@ class Jobs {
   Result<void> queue_webhook(const core::Message& message, const std::string& user,
                              const std::string& subscription_id, std::uint32_t attempt,
                              std::optional<std::chrono::milliseconds> wait, bool jitter = true) {
-    core::jsonrpc::Request job{"deliver_webhook",
-                               json::object{{"message", core::to_json(message)},
-                                            {"user", user},
-                                            {"subscription_id", subscription_id},
-                                            {"attempt", attempt}},
-                               {}};
-    bus::Envelope envelope;
-    envelope.body = core::jsonrpc::serialize(job);
+    bus::Envelope envelope = jobs::envelope(jobs::DeliverWebhook{message, user, subscription_id, attempt});
     std::string exchange(bus::kExchange);
-    envelope.routing_key = "deliver_webhook";
     if (wait) {
       exchange.clear();  // the default exchange: straight into the delay queue
       envelope.routing_key = delay_queue(*wait);
@@ -299,11 +260,8 @@ class Jobs {
     return {};
   }
 
-  Result<void> dead_letter(const json::object& params) {
-    core::jsonrpc::Request job{"deliver_webhook", params, {}};
-    bus::Envelope envelope;
-    envelope.routing_key = "deliver_webhook";
-    envelope.body = core::jsonrpc::serialize(job);
+  Result<void> dead_letter(const jobs::DeliverWebhook& job) {
+    bus::Envelope envelope = jobs::envelope(job);
     envelope.headers["x-first-death-reason"] = "webhook_failed";
     envelope.headers["x-first-death-queue"] = bus::worker_queue(kWebhookWorkerName);
     envelope.headers[bus::kFirstDeathTimeHeader] = std::to_string(
@@ -368,14 +326,14 @@ core::Result<void> register_jobs(worker::Worker& live, worker::Worker& webhooks,
     delay.delivery_limit = 0;
     delay.message_ttl = wait;
     delay.dead_letter_exchange = std::string(bus::kExchange);
-    delay.dead_letter_routing_key = "deliver_webhook";
+    delay.dead_letter_routing_key = std::string(jobs::DeliverWebhook::name);
     if (auto declared = bus.declare_queue(delay); !declared) return declared.error();
   }
-  auto jobs = std::make_shared<Jobs>(store, bus, std::move(options));
-  live.on_batch("deliver_message",
-                [jobs](std::span<const worker::BatchJob> batch) { return jobs->deliver_messages(batch); });
-  webhooks.on("deliver_webhook", [jobs](const json::object& params, const worker::JobContext&) {
-    return jobs->deliver_webhook(params);
+  auto handlers = std::make_shared<Jobs>(store, bus, std::move(options));
+  live.on_batch(std::string(jobs::DeliverMessage::name),
+                [handlers](std::span<const worker::BatchJob> batch) { return handlers->deliver_messages(batch); });
+  webhooks.on(std::string(jobs::DeliverWebhook::name), [handlers](const json::object& params, const worker::JobContext&) {
+    return handlers->deliver_webhook(params);
   });
   return {};
 }

@@ -5,6 +5,7 @@
 #include "core/message.hpp"
 #include "mda/webhook.hpp"
 #include "store/store.hpp"
+#include "jobs/jobs.hpp"
 #include "worker/worker.hpp"
 
 #include <chrono>
@@ -15,8 +16,8 @@ namespace intercomm::mda {
 // Live delivery (deliver_message) and webhook attempts (deliver_webhook) are
 // served by two workers with their own queues and threads: receivers that
 // never answer hold webhook threads only, never a live frame.
-inline constexpr std::string_view kWorkerName = "mda";                 // rpc_queue_mda
-inline constexpr std::string_view kWebhookWorkerName = "mda_webhook";  // rpc_queue_mda_webhook
+inline constexpr std::string_view kWorkerName = jobs::kMda;                // rpc_queue_mda
+inline constexpr std::string_view kWebhookWorkerName = jobs::kMdaWebhook;  // rpc_queue_mda_webhook
 
 struct MdaOptions {
   std::chrono::milliseconds publish_timeout{5000};

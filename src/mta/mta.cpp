@@ -9,21 +9,21 @@ namespace intercomm::mta {
 void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, MtaOptions options) {
   auto context = std::make_shared<detail::Context>(detail::Context{store, bus, options});
   using Job = detail::JobResult (*)(detail::Context&, const boost::json::object&);
-  const auto bind = [&](std::string name, Job job) {
-    worker.on(std::move(name), [context, job](const boost::json::object& params, const worker::JobContext&) {
+  const auto bind = [&](std::string_view name, Job job) {
+    worker.on(std::string(name), [context, job](const boost::json::object& params, const worker::JobContext&) {
       return job(*context, params);
     });
   };
-  worker.on_ordered("send_message", [context](std::span<const worker::BatchJob> jobs) {
-    return detail::send_messages(*context, jobs);
+  worker.on_ordered(std::string(jobs::SendMessage::name), [context](std::span<const worker::BatchJob> batch) {
+    return detail::send_messages(*context, batch);
   });
-  bind("get_message", &detail::get_message);
-  bind("list_messages", &detail::list_messages);
-  bind("subscribe_user", &detail::subscribe_user);
-  bind("list_subscriptions", &detail::list_subscriptions);
-  bind("unsubscribe_user", &detail::unsubscribe_user);
-  bind("claim_idempotency_key", &detail::claim_idempotency_key);
-  bind("list_deliveries", &detail::list_deliveries);
+  bind(jobs::GetMessage::name, &detail::get_message);
+  bind(jobs::ListMessages::name, &detail::list_messages);
+  bind(jobs::SubscribeUser::name, &detail::subscribe_user);
+  bind(jobs::ListSubscriptions::name, &detail::list_subscriptions);
+  bind(jobs::UnsubscribeUser::name, &detail::unsubscribe_user);
+  bind(jobs::ClaimIdempotencyKey::name, &detail::claim_idempotency_key);
+  bind(jobs::ListDeliveries::name, &detail::list_deliveries);
 }
 
 }  // namespace intercomm::mta

@@ -3,6 +3,7 @@
 
 #include "bus/bus.hpp"
 #include "core/message.hpp"
+#include "jobs/jobs.hpp"
 #include "store/store.hpp"
 #include "worker/worker.hpp"
 
@@ -10,7 +11,7 @@
 
 namespace intercomm::mta {
 
-inline constexpr std::string_view kWorkerName = "mta";
+inline constexpr std::string_view kWorkerName = jobs::kMta;
 
 struct MtaOptions {
   core::MessageLimits limits;

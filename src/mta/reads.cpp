@@ -37,17 +37,12 @@ class PageBuilder {
   std::size_t bytes_ = 0;
 };
 
-// The seq cursor from either form: `<name>_seq` (a number) or `<name>` (a
-// message id of this inbox). Giving both is refused.
-Result<std::optional<std::uint64_t>> cursor_param(Context& context, const json::object& params,
-                                                  const std::string& user, const std::string& name) {
-  auto seq = optional_seq_param(params, name + "_seq");
-  if (!seq) return seq.error();
-  auto id = optional_id_param(params, name);
-  if (!id) return id.error();
-  if (*seq && *id) return core::invalid_field(name, fmt::format("give {} or {}_seq, not both", name, name));
-  if (!*id) return *seq;
-  auto found = context.store.inbox_seq(user, **id);
+// A cursor given as a message id of `user`'s inbox, as its seq there.
+Result<std::optional<std::uint64_t>> seq_of_cursor(Context& context, const std::string& user,
+                                                   const std::optional<std::string>& id,
+                                                   std::optional<std::uint64_t> seq, std::string_view name) {
+  if (!id) return seq;
+  auto found = context.store.inbox_seq(user, *id);
   if (!found) return unavailable(found.error());
   if (!*found) return core::invalid_field(name, "no message with this id in the user's inbox");
   return *found;
@@ -56,13 +51,9 @@ Result<std::optional<std::uint64_t>> cursor_param(Context& context, const json::
 }  // namespace
 
 JobResult get_message(Context& context, const json::object& params) {
-  const auto* id = params.if_contains("message_id");
-  if (params.size() != 1 || id == nullptr || !id->is_string() || !core::is_message_id(id->get_string())) {
-    Error error = Error::of(ErrorCode::invalid_params);  // the seed's exact failure response
-    error.data = json::object{{"field", "message_id"}, {"expected", "8-40 of [0-9A-Z]"}};
-    return error;
-  }
-  auto message = read_message(context.store, std::string(id->get_string()));
+  auto job = jobs::GetMessage::decode(params);
+  if (!job) return job.error();
+  auto message = read_message(context.store, job->message_id);
   if (!message) return message.error();
   return core::to_json(*message);
 }
@@ -72,23 +63,20 @@ JobResult get_message(Context& context, const json::object& params) {
 // with its `seq` in this inbox; `next`/`next_seq` continue from the last item
 // in the same direction (null at the end); `after_seq` echoes the cursor.
 JobResult list_messages(Context& context, const json::object& params) {
-  if (auto ok = only(params, {"user", "before", "after", "before_seq", "after_seq", "limit"}); !ok)
-    return ok.error();
-  auto user = user_param(params);
-  if (!user) return user.error();
-  auto limit = limit_param(params, context.options.default_page, context.options.max_page);
-  if (!limit) return limit.error();
-  auto after = cursor_param(context, params, *user, "after");
+  auto job = jobs::ListMessages::decode(params, page_bounds(context.options));
+  if (!job) return job.error();
+  const std::string& user = job->user;
+  auto after = seq_of_cursor(context, user, job->after, job->after_seq, "after");
   if (!after) return after.error();
-  auto before = cursor_param(context, params, *user, "before");
+  auto before = seq_of_cursor(context, user, job->before, job->before_seq, "before");
   if (!before) return before.error();
 
   store::InboxQuery query;
   query.after_seq = *after;
   query.before_seq = *before;
-  query.limit = *limit;
+  query.limit = *job->limit;
   query.order = *after ? store::Order::ascending : store::Order::descending;
-  auto page = context.store.inbox_range(*user, query);
+  auto page = context.store.inbox_range(user, query);
   if (!page) return unavailable(page.error());
 
   PageBuilder items;
@@ -118,23 +106,13 @@ JobResult list_messages(Context& context, const json::object& params) {
 // A message's webhook attempts in order (per subscription, then attempt);
 // `after` continues from a page's `next`.
 JobResult list_deliveries(Context& context, const json::object& params) {
-  if (auto ok = only(params, {"message_id", "after", "limit"}); !ok) return ok.error();
-  const auto* id = params.if_contains("message_id");
-  if (id == nullptr || !id->is_string() || !core::is_message_id(id->get_string())) {
-    return core::invalid_field("message_id", "must be a message id (8-40 of [0-9A-Z])");
-  }
-  const auto* after = params.if_contains("after");
-  if (after != nullptr &&
-      (!after->is_string() || after->get_string().empty() || after->get_string().size() > 100)) {
-    return core::invalid_field("after", "must be the `next` of a previous page");
-  }
-  auto limit = limit_param(params, context.options.max_page, context.options.max_page);
-  if (!limit) return limit.error();
-  const std::string message_id(id->get_string());
+  auto job = jobs::ListDeliveries::decode(params, {context.options.max_page, context.options.max_page});
+  if (!job) return job.error();
+  const std::string& message_id = job->message_id;
   store::RangeQuery query;
   query.order = store::Order::ascending;
-  query.limit = *limit;
-  if (after != nullptr) query.after = std::string(after->get_string());
+  query.limit = *job->limit;
+  query.after = job->after;
   auto page = context.store.range(store::kDeliveries, message_id, query);
   if (!page) return unavailable(page.error());
   PageBuilder items;

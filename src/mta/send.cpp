@@ -22,17 +22,14 @@ using core::Result;
 
 namespace {
 
-// The message of one send_message job, or the error that ends it.
+// The message of one send_message job (with an id and a time), or the error that ends it.
 Result<core::Message> message_of(const Context& context, const json::object& params) {
-  if (auto ok = only(params, {"message"}); !ok) return ok.error();
-  const auto* raw = params.if_contains("message");
-  if (raw == nullptr) return core::invalid_field("message", "required: {\"sender\",\"receiver\",\"body\"}");
-  auto message = core::message_from_json(*raw, context.options.limits, core::MessageShape::new_message);
-  if (!message) return message.error();
-  if (message->message_id.empty()) message->message_id = core::new_message_id();
-  if (message->created_at.empty())
-    message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
-  return message;
+  auto job = jobs::SendMessage::decode(params, context.options.limits);
+  if (!job) return job.error();
+  core::Message& message = job->message;
+  if (message.message_id.empty()) message.message_id = core::new_message_id();
+  if (message.created_at.empty()) message.created_at = core::format_rfc3339(std::chrono::system_clock::now());
+  return std::move(message);
 }
 
 std::vector<std::string> inboxes_of(const core::Message& message) {
@@ -41,21 +38,12 @@ std::vector<std::string> inboxes_of(const core::Message& message) {
   return inboxes;
 }
 
-// {"<user>": seq, ...}: the message's seq in each of its inboxes.
-json::object seqs_of(const core::Message& message, const std::vector<std::uint64_t>& seqs) {
-  json::object out;
+// The message's seq in each of its inboxes.
+jobs::Seqs seqs_of(const core::Message& message, const std::vector<std::uint64_t>& seqs) {
+  jobs::Seqs out;
   const auto inboxes = inboxes_of(message);
   for (std::size_t i = 0; i < inboxes.size() && i < seqs.size(); ++i) out[inboxes[i]] = seqs[i];
   return out;
-}
-
-bus::Envelope delivery_job(const core::Message& message, json::object seqs) {
-  core::jsonrpc::Request request{
-      "deliver_message", json::object{{"message", core::to_json(message)}, {"seqs", std::move(seqs)}}, {}};
-  bus::Envelope job;
-  job.routing_key = "deliver_message";
-  job.body = core::jsonrpc::serialize(request);
-  return job;
 }
 
 // What makes two sends "the same request" for an idempotency key: receiver and body.
@@ -69,11 +57,6 @@ std::string fingerprint(const core::Message& message) {
   return hex;
 }
 
-bool is_idempotency_key(std::string_view key) {
-  return !key.empty() && key.size() <= 255 &&
-         std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
-}
-
 }  // namespace
 
 // The jobs come in queue order (one lane: one conversation's jobs in the
@@ -84,12 +67,12 @@ bool is_idempotency_key(std::string_view key) {
 // deliver_message per stored message, all published together. A transient
 // failure at one job fails it and every later one: the worker hands them
 // back in order, and redoing a stored one is harmless.
-std::vector<JobResult> send_messages(Context& context, std::span<const worker::BatchJob> jobs) {
-  std::vector<JobResult> outcomes(jobs.size(), Error::of(ErrorCode::internal_error));
-  std::vector<core::Message> messages(jobs.size());
+std::vector<JobResult> send_messages(Context& context, std::span<const worker::BatchJob> batch) {
+  std::vector<JobResult> outcomes(batch.size(), Error::of(ErrorCode::internal_error));
+  std::vector<core::Message> messages(batch.size());
   std::vector<std::size_t> valid;  // indexes of jobs whose message passed the checks
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    auto message = message_of(context, *jobs[i].params);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto message = message_of(context, *batch[i].params);
     if (!message) {
       outcomes[i] = message.error();
       continue;
@@ -98,7 +81,7 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     valid.push_back(i);
   }
 
-  std::vector<std::optional<json::object>> seqs(jobs.size());
+  std::vector<std::optional<jobs::Seqs>> seqs(batch.size());
   std::size_t failed_from = valid.size();  // position in `valid` of the first transient failure
   const auto fail_from = [&](std::size_t position, const Error& cause) {
     failed_from = position;
@@ -106,13 +89,13 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     for (std::size_t p = position; p < valid.size(); ++p) outcomes[valid[p]] = error;
   };
   for (std::size_t position = 0; position < valid.size();) {
-    std::vector<store::NewMessage> batch;
+    std::vector<store::NewMessage> rows;
     for (std::size_t p = position; p < valid.size(); ++p) {
       const auto& message = messages[valid[p]];
-      batch.push_back(store::NewMessage{message.message_id, json::serialize(core::to_json(message)),
-                                        inboxes_of(message)});
+      rows.push_back(store::NewMessage{message.message_id, json::serialize(core::to_json(message)),
+                                       inboxes_of(message)});
     }
-    const auto stored = context.store.store_messages(batch);
+    const auto stored = context.store.store_messages(rows);
     for (const auto& given : stored.seqs) {
       seqs[valid[position]] = seqs_of(messages[valid[position]], given);
       ++position;
@@ -158,7 +141,7 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     const std::size_t i = valid[p];
     if (!seqs[i]) continue;  // a conflict
     delivering.push_back(i);
-    deliveries.push_back(delivery_job(messages[i], *seqs[i]));
+    deliveries.push_back(jobs::envelope(jobs::DeliverMessage{messages[i], *seqs[i]}));
   }
   const auto statuses = context.bus.publish_all_and_wait(bus::kExchange, std::move(deliveries),
                                                   context.options.publish_timeout);
@@ -176,7 +159,7 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
         if (!first_unqueued) first_unqueued = k;
         continue;
     }
-    outcomes[i] = json::object{{"message_id", messages[i].message_id}, {"seqs", *seqs[i]}};
+    outcomes[i] = json::object{{"message_id", messages[i].message_id}, {"seqs", jobs::to_json(*seqs[i])}};
   }
   if (first_unqueued) {
     // This one and everything after it are tried again, in order.
@@ -192,30 +175,16 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
 }
 
 JobResult claim_idempotency_key(Context& context, const json::object& params) {
-  if (auto ok = only(params, {"user", "key", "message"}); !ok) return ok.error();
-  auto user = user_param(params);
-  if (!user) return user.error();
-  const auto* key = params.if_contains("key");
-  if (key == nullptr || !key->is_string() || !is_idempotency_key(key->get_string())) {
-    return core::invalid_field("key", "must be 1-255 printable ASCII characters");
-  }
-  const auto* raw = params.if_contains("message");
-  if (raw == nullptr) return core::invalid_field("message", "required");
-  auto message = core::message_from_json(*raw, context.options.limits, core::MessageShape::new_message);
-  if (!message) return message.error();
-  if (message->message_id.empty() || message->created_at.empty()) {
-    return core::invalid_field("message", "must carry message_id and created_at");
-  }
+  auto job = jobs::ClaimIdempotencyKey::decode(params, context.options.limits);
+  if (!job) return job.error();
+  const core::Message* message = &job->message;
   const json::object claim{{"message_id", message->message_id},
                            {"created_at", message->created_at},
                            {"fingerprint", fingerprint(*message)}};
-  const std::string claim_key = fmt::format("{}/{}", *user, key->get_string());
+  const std::string claim_key = fmt::format("{}/{}", job->user, job->key);
   auto written = context.store.put_if_absent(store::kIdempotency, claim_key, json::serialize(claim));
   if (!written) return unavailable(written.error());
-  if (*written) {
-    return json::object{
-        {"message_id", message->message_id}, {"created_at", message->created_at}, {"replayed", false}};
-  }
+  if (*written) return jobs::ClaimIdempotencyKey::Claimed{message->message_id, message->created_at, false}.encode();
   auto existing = context.store.get(store::kIdempotency, claim_key);
   if (!existing) return unavailable(existing.error());
   if (!existing->has_value())
@@ -227,9 +196,9 @@ JobResult claim_idempotency_key(Context& context, const json::object& params) {
     return Error::of(ErrorCode::conflict,
                      "Idempotency-Key: already used for a different message (receiver or body differ)");
   }
-  return json::object{{"message_id", recorded.at("message_id")},
-                      {"created_at", recorded.at("created_at")},
-                      {"replayed", true}};
+  return jobs::ClaimIdempotencyKey::Claimed{std::string(recorded.at("message_id").as_string()),
+                                           std::string(recorded.at("created_at").as_string()), true}
+      .encode();
 }
 
 }  // namespace intercomm::mta::detail

@@ -4,6 +4,7 @@
 #include "bus/rpc_client.hpp"
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
+#include "jobs/jobs.hpp"
 #include "store/redis_store.hpp"
 #include "store/rocksdb_store.hpp"
 #include "support/bus_backends.hpp"
@@ -72,13 +73,14 @@ class MtaSuite : public ::testing::TestWithParam<std::string> {
     if (!path_.empty()) std::filesystem::remove_all(path_);
   }
 
-  bus::RpcResult call(const std::string& method, json::object params) {
+  bus::RpcResult call(std::string_view job, json::object params) {
+    const std::string method(job);
     return rpc_->call_and_wait(method, std::move(params), kTimeout);
   }
 
   std::string send(const std::string& sender, const std::string& receiver, const std::string& body) {
     auto sent =
-        call("send_message", {{"message", {{"sender", sender}, {"receiver", receiver}, {"body", body}}}});
+        call(jobs::SendMessage::name, {{"message", {{"sender", sender}, {"receiver", receiver}, {"body", body}}}});
     EXPECT_TRUE(sent) << (sent ? "" : sent.error().message);
     return sent ? std::string(sent->at("message_id").as_string()) : std::string();
   }
@@ -97,7 +99,7 @@ TEST_P(MtaSuite, SentMessageIsStoredAndReadBackAsTheSeedShapesIt) {
   const auto bob = user("bob");
   const std::string id = send(alice, bob, "merhaba");
   ASSERT_TRUE(core::is_message_id(id));
-  auto got = call("get_message", {{"message_id", id}});
+  auto got = call(jobs::GetMessage::name, {{"message_id", id}});
   ASSERT_TRUE(got) << got.error().message;
   EXPECT_EQ(got->at("sender").as_string(), alice);
   EXPECT_EQ(got->at("receiver").as_string(), bob);
@@ -110,12 +112,12 @@ TEST_P(MtaSuite, GetMessageErrorsAreTheSeeds) {
   for (const json::object& params :
        {json::object{}, json::object{{"message_id", 42}}, json::object{{"message_id", "lower-case"}},
         json::object{{"message_id", "X9J0UI76GBWQTF"}, {"extra", 1}}}) {
-    auto got = call("get_message", params);
+    auto got = call(jobs::GetMessage::name, params);
     ASSERT_FALSE(got) << json::serialize(params);
     EXPECT_EQ(got.error().code, ErrorCode::invalid_params);
     EXPECT_EQ(got.error().message, "Invalid params");
   }
-  auto missing = call("get_message", {{"message_id", core::new_message_id()}});
+  auto missing = call(jobs::GetMessage::name, {{"message_id", core::new_message_id()}});
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, ErrorCode::not_found);
 }
@@ -128,15 +130,15 @@ TEST_P(MtaSuite, BadMessagesAreRefusedAndNothingIsStored) {
         R"({"message":{"sender":"a","receiver":"b","body":""}})",
         R"({"message":{"sender":"a","receiver":"b","body":"x","reciever":"c"}})", R"({"message":"text"})",
         R"({"message":{"sender":"a","receiver":"b","body":"x"},"more":1})"}) {
-    auto sent = call("send_message", json::parse(bad).as_object());
+    auto sent = call(jobs::SendMessage::name, json::parse(bad).as_object());
     ASSERT_FALSE(sent) << bad;
     EXPECT_EQ(sent.error().code, ErrorCode::invalid_params) << bad;
   }
   // A refused send leaves no trace in the inboxes.
-  auto sent = call("send_message",
+  auto sent = call(jobs::SendMessage::name,
                    {{"message", {{"sender", alice}, {"receiver", "b"}, {"body", std::string(70000, 'x')}}}});
   ASSERT_FALSE(sent);
-  auto listed = call("list_messages", {{"user", alice}});
+  auto listed = call(jobs::ListMessages::name, {{"user", alice}});
   ASSERT_TRUE(listed);
   EXPECT_TRUE(listed->at("messages").as_array().empty());
 }
@@ -147,15 +149,15 @@ TEST_P(MtaSuite, ResendingTheSameMessageIdStoresOnceAndADifferentOneConflicts) {
   const std::string id = core::new_message_id();
   json::object message{{"message_id", id}, {"sender", alice}, {"receiver", bob}, {"body", "once"}};
   for (int i = 0; i < 3; ++i) {
-    auto sent = call("send_message", {{"message", message}});
+    auto sent = call(jobs::SendMessage::name, {{"message", message}});
     ASSERT_TRUE(sent);
     EXPECT_EQ(sent->at("message_id").as_string(), id);
   }
-  auto listed = call("list_messages", {{"user", bob}});
+  auto listed = call(jobs::ListMessages::name, {{"user", bob}});
   ASSERT_TRUE(listed);
   EXPECT_EQ(listed->at("messages").as_array().size(), 1U);
   message["body"] = "another";
-  auto conflict = call("send_message", {{"message", message}});
+  auto conflict = call(jobs::SendMessage::name, {{"message", message}});
   ASSERT_FALSE(conflict);
   EXPECT_EQ(conflict.error().code, ErrorCode::conflict);
 }
@@ -164,16 +166,16 @@ TEST_P(MtaSuite, AJobFromAnotherServiceWithoutIdOrReplyIsStored) {
   const auto alice = user("alice");
   const auto bob = user("bob");
   bus::Envelope job;
-  job.routing_key = "send_message";
+  job.routing_key = jobs::SendMessage::name;
   job.body = json::serialize(json::object{
       {"jsonrpc", "2.0"},
-      {"job", "send_message"},
+      {"job", jobs::SendMessage::name},
       {"params", {{"message", {{"sender", alice}, {"receiver", bob}, {"body", "from elsewhere"}}}}}});
   ASSERT_EQ(bus::publish_and_wait(*client_bus_, bus::kExchange, job, kTimeout),
             bus::PublishStatus::confirmed);
   json::array messages;
   for (auto until = bus::Clock::now() + kTimeout; bus::Clock::now() < until && messages.empty();) {
-    auto listed = call("list_messages", {{"user", bob}});
+    auto listed = call(jobs::ListMessages::name, {{"user", bob}});
     ASSERT_TRUE(listed);
     messages = listed->at("messages").as_array();
     if (messages.empty()) std::this_thread::sleep_for(20ms);
@@ -193,7 +195,7 @@ TEST_P(MtaSuite, InboxesPageNewestFirstForSenderAndReceiver) {
     std::vector<std::string> seen;
     json::object params{{"user", who}, {"limit", 10}};
     for (int pages = 0; pages < 10; ++pages) {
-      auto listed = call("list_messages", params);
+      auto listed = call(jobs::ListMessages::name, params);
       ASSERT_TRUE(listed) << listed.error().message;
       for (const auto& m : listed->at("messages").as_array())
         seen.emplace_back(m.at("message_id").as_string());
@@ -203,7 +205,7 @@ TEST_P(MtaSuite, InboxesPageNewestFirstForSenderAndReceiver) {
     std::vector<std::string> newest_first(ids.rbegin(), ids.rend());
     EXPECT_EQ(seen, newest_first) << who;
   }
-  auto bad_limit = call("list_messages", {{"user", alice}, {"limit", 101}});
+  auto bad_limit = call(jobs::ListMessages::name, {{"user", alice}, {"limit", 101}});
   ASSERT_FALSE(bad_limit);
   EXPECT_EQ(bad_limit.error().code, ErrorCode::invalid_params);
 }
@@ -213,7 +215,7 @@ TEST_P(MtaSuite, DeliverMessageIsQueuedAfterTheMessageIsStored) {
   auto mda_bus = factory_->connect();
   const std::string queue = "test_mda_" + core::new_message_id();
   ASSERT_TRUE(mda_bus->declare_queue(bus::QueueSpec{
-      queue, {"deliver_message"}, bus::QueueType::classic, 0, std::nullopt, {}, {}, {}, false}));
+      queue, {std::string(jobs::DeliverMessage::name)}, bus::QueueType::classic, 0, std::nullopt, {}, {}, {}, false}));
   Collector<std::string> delivered;
   auto subscription = mda_bus->consume(queue, 16, [&](std::unique_ptr<bus::Delivery> d) {
     delivered.push(d->message().body);
@@ -226,7 +228,7 @@ TEST_P(MtaSuite, DeliverMessageIsQueuedAfterTheMessageIsStored) {
       const auto request = json::parse(body).as_object();
       if (request.at("params").at("message").at("message_id").as_string() == id) {
         found = true;
-        EXPECT_EQ(request.at("method").as_string(), "deliver_message");
+        EXPECT_EQ(request.at("method").as_string(), jobs::DeliverMessage::name);
         EXPECT_EQ(request.at("params").at("message").at("body").as_string(), "to deliver");
       }
     }
@@ -239,29 +241,29 @@ TEST_P(MtaSuite, SubscriptionsAreValidatedListedWithoutSecretsAndRemoved) {
   const auto bob = user("bob");
   for (const char* url : {"ftp://example.com/hook", "http://user:pw@example.com/hook", "not a url",
                           "https:///x", "https://example.com/hook#frag"}) {
-    auto refused = call("subscribe_user", {{"user", bob}, {"webhook", {{"url", url}}}});
+    auto refused = call(jobs::SubscribeUser::name, {{"user", bob}, {"webhook", {{"url", url}}}});
     ASSERT_FALSE(refused) << url;
     EXPECT_EQ(refused.error().code, ErrorCode::invalid_params) << url;
   }
-  auto created = call("subscribe_user", {{"user", bob}, {"webhook", {{"url", "https://example.com/hook"}}}});
+  auto created = call(jobs::SubscribeUser::name, {{"user", bob}, {"webhook", {{"url", "https://example.com/hook"}}}});
   ASSERT_TRUE(created) << created.error().message;
   const std::string id(created->at("subscription_id").as_string());
   EXPECT_TRUE(created->at("secret").as_string().starts_with("whsec_"));
-  auto second = call("subscribe_user", {{"user", bob}, {"webhook", {{"url", "http://127.0.0.1:9/x"}}}});
+  auto second = call(jobs::SubscribeUser::name, {{"user", bob}, {"webhook", {{"url", "http://127.0.0.1:9/x"}}}});
   ASSERT_TRUE(second);
   EXPECT_NE(second->at("secret"), created->at("secret"));
 
-  auto listed = call("list_subscriptions", {{"user", bob}});
+  auto listed = call(jobs::ListSubscriptions::name, {{"user", bob}});
   ASSERT_TRUE(listed);
   const auto& subscriptions = listed->at("subscriptions").as_array();
   ASSERT_EQ(subscriptions.size(), 2U);
   for (const auto& s : subscriptions) EXPECT_FALSE(s.as_object().contains("secret"));
 
-  ASSERT_TRUE(call("unsubscribe_user", {{"user", bob}, {"subscription_id", id}}));
-  auto again = call("unsubscribe_user", {{"user", bob}, {"subscription_id", id}});
+  ASSERT_TRUE(call(jobs::UnsubscribeUser::name, {{"user", bob}, {"subscription_id", id}}));
+  auto again = call(jobs::UnsubscribeUser::name, {{"user", bob}, {"subscription_id", id}});
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, ErrorCode::not_found);
-  EXPECT_EQ(call("list_subscriptions", {{"user", bob}})->at("subscriptions").as_array().size(), 1U);
+  EXPECT_EQ(call(jobs::ListSubscriptions::name, {{"user", bob}})->at("subscriptions").as_array().size(), 1U);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MtaSuite, ::testing::Values("inproc+rocksdb", "amqp+redis"),

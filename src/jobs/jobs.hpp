@@ -1,0 +1,204 @@
+// The job contract: every JSON-RPC job on inter_comm, named once, with its
+// params and (where a caller reads it) its result. The gateway, the workers,
+// the stream and the tests all build and read jobs through these; a new job is
+// one entry here, one handler in its worker and one route.
+//
+// Each job is a struct: `name` (the JSON-RPC method and routing key), `worker`
+// (whose rpc_queue_<worker> it is bound to), its params as members, encode()
+// for whoever sends it and decode() for the worker that serves it. decode
+// checks everything that needs no store (the fields allowed, their types and
+// bounds: a misspelt parameter is refused, not ignored) and fails with -32602
+// naming the field; what needs the store (a cursor given as a message id, a
+// user's subscription count) stays with the handler.
+#pragma once
+
+#include "bus/bus.hpp"
+#include "core/errors.hpp"
+#include "core/message.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace intercomm::jobs {
+
+inline constexpr std::string_view kMta = "mta";                   // rpc_queue_mta
+inline constexpr std::string_view kMda = "mda";                   // rpc_queue_mda: live delivery
+inline constexpr std::string_view kMdaWebhook = "mda_webhook";    // rpc_queue_mda_webhook
+
+// How many items a page may ask for: `limit` is 1..max, `fallback` when absent.
+struct PageBounds {
+  std::size_t fallback = 50;
+  std::size_t max = 100;
+};
+
+// {"<user>": seq, ...}: a message's seq in each inbox it is in.
+using Seqs = std::map<std::string, std::uint64_t>;
+boost::json::object to_json(const Seqs& seqs);
+
+// --- the MTA's jobs ---
+
+// {"message":{sender,receiver,body[,message_id][,created_at]}} -> {"message_id","seqs"}.
+// Ordered (lanes keyed by the conversation). Published by the gateway, not called.
+struct SendMessage {
+  static constexpr std::string_view name = "send_message";
+  static constexpr std::string_view worker = kMta;
+  core::Message message;
+
+  boost::json::object encode() const;
+  static core::Result<SendMessage> decode(const boost::json::object& params, const core::MessageLimits& limits);
+};
+
+// {"message_id"} -> the message (core::to_json, MessageShape::stored); unknown id -32004.
+struct GetMessage {
+  static constexpr std::string_view name = "get_message";
+  static constexpr std::string_view worker = kMta;
+  std::string message_id;
+
+  boost::json::object encode() const;
+  // A malformed or missing id is the seed's exact failure: -32602 with data
+  // {"field":"message_id","expected":...}.
+  static core::Result<GetMessage> decode(const boost::json::object& params);
+  static core::Result<core::Message> decode_result(const boost::json::value& result);
+};
+
+// {"user"[,"after"|"after_seq"][,"before"|"before_seq"][,"limit"]} ->
+// {"messages":[message + "seq"...],"next","next_seq"[,"after_seq"]}: oldest
+// first after a cursor, else newest first. after/before name a message of the
+// inbox by id; each cursor is given one way or the other, not both.
+struct ListMessages {
+  static constexpr std::string_view name = "list_messages";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::optional<std::string> after, before;          // message ids
+  std::optional<std::uint64_t> after_seq, before_seq;
+  std::optional<std::size_t> limit;                  // decode: always set (bounds.fallback when absent)
+
+  boost::json::object encode() const;
+  static core::Result<ListMessages> decode(const boost::json::object& params, const PageBounds& bounds);
+
+  // A page as the stream reads it: each message with its seq, oldest first
+  // after a cursor; next_seq continues it (none at the end); after_seq is the
+  // cursor as a seq (an `after` id resolved).
+  struct Page {
+    struct Item {
+      std::uint64_t seq = 0;
+      boost::json::object message;  // core::to_json of the message
+    };
+    std::vector<Item> messages;
+    std::optional<std::uint64_t> next_seq;
+    std::optional<std::uint64_t> after_seq;
+  };
+  static core::Result<Page> decode_result(const boost::json::value& result);
+};
+
+// {"message_id"[,"after"][,"limit"]} -> {"deliveries":[attempt...],"next"}.
+struct ListDeliveries {
+  static constexpr std::string_view name = "list_deliveries";
+  static constexpr std::string_view worker = kMta;
+  std::string message_id;
+  std::optional<std::string> after;  // a previous page's `next`
+  std::optional<std::size_t> limit;
+
+  boost::json::object encode() const;
+  static core::Result<ListDeliveries> decode(const boost::json::object& params, const PageBounds& bounds);
+};
+
+// {"user","webhook":{"url"}} -> the subscription with its secret; -32009 at
+// the per-user limit.
+struct SubscribeUser {
+  static constexpr std::string_view name = "subscribe_user";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string url;  // absolute http(s), a host, no credentials or fragment, at most 2048 characters
+
+  boost::json::object encode() const;
+  static core::Result<SubscribeUser> decode(const boost::json::object& params);
+};
+
+// {"user"} -> {"subscriptions":[...]} (secrets left out).
+struct ListSubscriptions {
+  static constexpr std::string_view name = "list_subscriptions";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+
+  boost::json::object encode() const;
+  static core::Result<ListSubscriptions> decode(const boost::json::object& params);
+};
+
+// {"user","subscription_id"} -> {"removed":true}; unknown -32004.
+struct UnsubscribeUser {
+  static constexpr std::string_view name = "unsubscribe_user";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string subscription_id;
+
+  boost::json::object encode() const;
+  static core::Result<UnsubscribeUser> decode(const boost::json::object& params);
+};
+
+// {"user","key","message":{message_id,created_at,receiver,body,...}} ->
+// {"message_id","created_at","replayed"}; -32009 when the key was used for a
+// different receiver or body.
+struct ClaimIdempotencyKey {
+  static constexpr std::string_view name = "claim_idempotency_key";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string key;  // 1-255 printable ASCII
+  core::Message message;
+
+  boost::json::object encode() const;
+  static core::Result<ClaimIdempotencyKey> decode(const boost::json::object& params,
+                                                  const core::MessageLimits& limits);
+
+  struct Claimed {
+    std::string message_id;
+    std::string created_at;
+    bool replayed = false;
+    boost::json::object encode() const;
+  };
+  static core::Result<Claimed> decode_result(const boost::json::value& result);
+};
+
+// --- the MDA's jobs ---
+
+// {"message":{...stored},"seqs":{"<user>":seq}} -> {"message_id","live":[users],"webhooks":N}.
+// Queued by the MTA once the message is stored; a batch job.
+struct DeliverMessage {
+  static constexpr std::string_view name = "deliver_message";
+  static constexpr std::string_view worker = kMda;
+  core::Message message;
+  Seqs seqs;  // may lack a user: the MDA then reads the seq from the inbox
+
+  boost::json::object encode() const;
+  static core::Result<DeliverMessage> decode(const boost::json::object& params);
+};
+
+// {"message":{...stored},"user","subscription_id","attempt"} -> {"outcome"}.
+struct DeliverWebhook {
+  static constexpr std::string_view name = "deliver_webhook";
+  static constexpr std::string_view worker = kMdaWebhook;
+  core::Message message;
+  std::string user;
+  std::string subscription_id;
+  std::uint32_t attempt = 1;  // 1..100
+
+  boost::json::object encode() const;
+  static core::Result<DeliverWebhook> decode(const boost::json::object& params);
+};
+
+// A job as it goes on the bus: routing key `name`, body a JSON-RPC
+// notification (no id: nobody waits for its reply).
+bus::Envelope envelope(std::string_view name, boost::json::object params);
+template <class Job>
+bus::Envelope envelope(const Job& job) {
+  return envelope(Job::name, job.encode());
+}
+
+}  // namespace intercomm::jobs
