@@ -7,6 +7,8 @@
 #include "jobs/jobs.hpp"
 #include "gateway/auth.hpp"
 #include "gateway/jwt.hpp"
+#include "gateway/frames.hpp"
+#include "gateway/send.hpp"
 
 #include <fmt/core.h>
 #include <boost/json/parse.hpp>
@@ -140,95 +142,34 @@ void rpc_call(Context& context, std::string_view job, json::object params, const
                    });
 }
 
-// Publishes send_message for `message` and answers 202 once the bus confirmed it.
-void publish_send(const std::shared_ptr<Context>& context, const HttpRequest& request,
-                  const std::string& user, core::Message message, bool replayed, Responder respond) {
-  bus::Envelope envelope = jobs::envelope(jobs::SendMessage{message});
-  envelope.headers = bus_headers(request, user);
-  // One conversation's sends go through one lane of the MTA, in accept order.
-  envelope.headers[std::string(bus::kOrderKeyHeader)] =
-      core::conversation_key(message.sender, message.receiver);
-  context->bus.publish(
-      bus::kExchange, std::move(envelope), context->options.publish_timeout,
-      [context, id = std::move(message.message_id), replayed,
-       respond = std::move(respond)](bus::PublishStatus status) {
-        if (context->options.metrics) context->options.metrics->job_published(bus::to_string(status));
-        if (bus::outcome_unknown(status)) {
-          // The bus sent it and never heard back, even after sending it again:
-          // it may be queued. The same Idempotency-Key makes the retry safe.
-          auto response = error_response(Error::of(
-              ErrorCode::timeout,
-              fmt::format("the message {} may have been accepted (the broker did not confirm it in time); "
-                          "retry with the same Idempotency-Key to be sure it is stored once",
-                          id)));
-          response.headers.emplace_back("Retry-After", "1");
-          return respond(std::move(response));
-        }
-        if (status != bus::PublishStatus::confirmed) {
-          auto response = error_response(
-              Error::of(ErrorCode::unavailable,
-                        fmt::format("the message could not be queued ({}); nothing was accepted, retry",
-                                    bus::to_string(status))));
-          response.headers.emplace_back("Retry-After", "1");
-          return respond(std::move(response));
-        }
-        auto response =
-            json_response(202, json::serialize(json::object{{"message_id", id}, {"status", "accepted"}}));
-        response.headers.emplace_back("Location", "/v1/messages/" + id);
-        if (replayed) response.headers.emplace_back("Idempotent-Replayed", "true");
-        respond(std::move(response));
-      });
+SendOptions send_options(const ApiOptions& options) {
+  return SendOptions{options.limits, options.rpc_timeout, options.publish_timeout, options.metrics};
 }
 
+// POST /v1/messages: 202 with Location once the job is durable on the bus.
 void post_message(const std::shared_ptr<Context>& context, const HttpRequest& request,
                   const std::string& user, Responder respond) {
   HttpResponse refusal;
   auto body = json_body(request, refusal);
   if (!body) return respond(std::move(refusal));
-  for (const auto& member : *body) {
-    const std::string_view key = member.key();
-    if (key != "sender" && key != "receiver" && key != "body") {
-      return respond(
-          error_response(Error::of(ErrorCode::invalid_params,
-                                   fmt::format("{}: unknown field (allowed: sender, receiver, body)", key))));
-    }
-  }
-  if (!body->contains("sender")) (*body)["sender"] = user;
-  auto message = core::message_from_json(*body, context->options.limits, core::MessageShape::new_message);
-  if (!message) return respond(error_response(message.error()));
-  if (message->sender != user)
-    return respond(error_response(forbidden("sender: the token acts for another user")));
-  message->message_id = core::new_message_id();
-  message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
-
-  const std::string key = request.header("idempotency-key");
-  if (!request.headers.contains("idempotency-key")) {
-    return publish_send(context, request, user, std::move(*message), false, std::move(respond));
-  }
-  if (key.empty() || key.size() > 255 ||
-      !std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) {
-    return respond(error_response(
-        Error::of(ErrorCode::invalid_params, "Idempotency-Key: must be 1-255 printable ASCII characters")));
-  }
-  // The MTA records (user, key) -> this id and time the first time; a retry
-  // gets the first ones back and publishes the very same message, which the
-  // MTA stores once.
-  using Claim = jobs::ClaimIdempotencyKey;
-  json::object claim = Claim{user, key, *message}.encode();  // before the message moves into the callback
-  context->rpc.call(
-      std::string(Claim::name), std::move(claim), context->options.rpc_timeout, bus_headers(request, user),
-      [context, request, user, message = std::move(*message),
-       respond = std::move(respond)](bus::RpcResult result) mutable {
-        if (context->options.metrics) {
-          context->options.metrics->rpc_finished(Claim::name, !result && result.error().code == ErrorCode::timeout);
-        }
-        if (!result) return respond(from_rpc_error(result.error()));
-        auto claimed = Claim::decode_result(*result);
-        if (!claimed) return respond(error_response(Error::of(ErrorCode::internal_error)));
-        message.message_id = std::move(claimed->message_id);
-        message.created_at = std::move(claimed->created_at);
-        publish_send(context, request, user, std::move(message), claimed->replayed, std::move(respond));
-      });
+  SendRequest send{user, std::move(*body), std::nullopt, request.header("x-request-id")};
+  if (request.headers.contains("idempotency-key")) send.idempotency_key = request.header("idempotency-key");
+  accept_send(context->bus, context->rpc, send_options(context->options), std::move(send),
+              [respond = std::move(respond)](core::Result<SendAccepted> accepted) {
+                if (!accepted) {
+                  auto response = error_response(accepted.error());
+                  const auto code = accepted.error().code;
+                  if (code == ErrorCode::unavailable || code == ErrorCode::timeout) {
+                    response.headers.emplace_back("Retry-After", "1");
+                  }
+                  return respond(std::move(response));
+                }
+                auto response = json_response(
+                    202, json::serialize(json::object{{"message_id", accepted->message_id}, {"status", "accepted"}}));
+                response.headers.emplace_back("Location", "/v1/messages/" + accepted->message_id);
+                if (accepted->replayed) response.headers.emplace_back("Idempotent-Replayed", "true");
+                respond(std::move(response));
+              });
 }
 
 // The kinds of query parameter the routes take.
@@ -457,6 +398,12 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
   if (context->options.stream) {
     router.add_websocket("/v1/stream", "stream",
                          [context](const HttpRequest& request) { return stream_upgrade(context, request); });
+    context->options.stream->set_frame_handler([context](const std::string& user, const std::string& request_id,
+                                                         std::string_view text,
+                                                         std::function<void(std::string)> reply) {
+      FrameContext frames{context->bus, context->rpc, context->guard, send_options(context->options)};
+      handle_client_frame(frames, user, request_id, text, std::move(reply));
+    });
   }
 
   router.add("GET", "/healthz", "healthz", [](const HttpRequest&, const PathParams&, Responder respond) {

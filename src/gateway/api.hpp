@@ -44,7 +44,8 @@ struct ApiOptions {
 //  GET  /v1/users/{user}/subscriptions        200
 //  DELETE /v1/users/{user}/subscriptions/{id} 204
 //  GET  /v1/stream (WebSocket)               live messages; ?after=<id> replays; token in
-//                                             Authorization or ?access_token= (browsers)
+//                                             Authorization or ?access_token= (browsers);
+//                                             the client may send messages on it (frames.hpp)
 //  GET  /healthz, /readyz, /metrics
 // Errors use the one JSON shape; bus trouble is 503 with Retry-After, an RPC
 // without reply in time 504, a spent rate limit 429 with Retry-After.

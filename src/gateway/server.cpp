@@ -243,6 +243,8 @@ struct HttpServer::Impl {
   WsOptions ws_options() {
     WsOptions ws;
     ws.queue_limit = options.ws_queue_limit;
+    // A "send" frame carries what a POST body does.
+    ws.max_message_bytes = std::max(ws.max_message_bytes, options.max_body_bytes);
     ws.metrics = options.metrics;
     ws.track = [this](const std::shared_ptr<WsConnection>& connection, bool open) {
       std::lock_guard lock(ws_mu);

@@ -54,7 +54,19 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
     hub_->attach(shared_from_this());
   }
 
-  void on_text(std::string_view) override {}  // the stream is one-way; clients send with POST /v1/messages
+  void on_text(std::string_view text) override {
+    if (!hub_->frames_) return;
+    hub_->frames_(user_, request_id_, text, [weak = weak_from_this()](std::string answer) {
+      if (auto self = weak.lock()) self->reply(std::move(answer));
+    });
+  }
+
+  // An answer to a frame the client sent: not part of the numbered stream.
+  void reply(std::string text) {
+    std::lock_guard lock(mu_);
+    if (closed_ || !connection_) return;
+    connection_->send(std::move(text));
+  }
 
   void on_close() override {
     {

@@ -9,6 +9,7 @@
 #include "gateway/websocket.hpp"
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 namespace intercomm::gateway {
 
@@ -71,6 +73,13 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
   // Needed for catch-ups; set once, before serving.
   void set_rpc(bus::RpcClient& rpc) { rpc_ = &rpc; }
 
+  // What a client sends on its socket: one text frame of `user`'s socket
+  // (opened with `request_id`); `reply` sends one frame back on that socket
+  // (nothing once it closed). Unset: frames are ignored. Set once, before serving.
+  using FrameHandler = std::function<void(const std::string& user, const std::string& request_id,
+                                          std::string_view text, std::function<void(std::string)> reply)>;
+  void set_frame_handler(FrameHandler handler) { frames_ = std::move(handler); }
+
   // A handler for a new socket of `user`.
   std::shared_ptr<WsHandler> open(std::string user, StreamCursor cursor, std::string request_id);
 
@@ -96,6 +105,7 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
 
   bus::Bus& bus_;
   bus::RpcClient* rpc_ = nullptr;
+  FrameHandler frames_;
   StreamOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, UserSockets> users_;

@@ -10,6 +10,11 @@
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <map>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -189,6 +194,109 @@ TEST_P(Stream, TheSocketClosesWhenItsTokenExpires) {
   ASSERT_TRUE(ws.closed()) << "still open long after the token expired";
   EXPECT_EQ(ws.close_code(), 1008);
   EXPECT_EQ(ws.close_reason(), "token expired");
+}
+
+// Sending over the socket: 50 "send" frames, each answered once by its ref
+// (accepted, with its id), and bob gets all 50, in the order they were sent.
+TEST_P(Stream, MessagesSentOverTheSocketAreAnsweredPerRefAndDeliveredInOrder) {
+  auto bob = open(bob_, bob_port_);
+  ASSERT_EQ(next(*bob).at("type").as_string(), "live");
+  auto alice = open(alice_, alice_port_);
+  ASSERT_EQ(next(*alice).at("type").as_string(), "live");
+  constexpr int kCount = 50;
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_TRUE(alice->write(json::serialize(json::object{
+        {"type", "send"}, {"ref", "r" + std::to_string(i)}, {"receiver", bob_}, {"body", "m" + std::to_string(i)}})));
+  }
+  // alice's socket gets the answers and, as a sender's socket, each message.
+  std::map<std::string, std::string> accepted;  // ref -> message id
+  std::vector<std::string> copies;
+  while (accepted.size() < kCount || copies.size() < kCount) {
+    auto frame = next(*alice);
+    ASSERT_FALSE(frame.empty()) << accepted.size() << " answers and " << copies.size() << " copies so far";
+    const std::string type(frame.at("type").as_string());
+    if (type == "message") {
+      copies.push_back(id_in(frame));
+      continue;
+    }
+    ASSERT_EQ(type, "accepted") << json::serialize(frame);
+    EXPECT_FALSE(frame.at("replayed").as_bool());
+    const std::string ref(frame.at("ref").as_string());
+    EXPECT_TRUE(accepted.emplace(ref, std::string(frame.at("message_id").as_string())).second) << ref << " twice";
+  }
+  for (int i = 0; i < kCount; ++i) {
+    auto frame = next(*bob);
+    ASSERT_FALSE(frame.empty()) << "bob got " << i << " of " << kCount;
+    const auto& message = frame.at("message").as_object();
+    EXPECT_EQ(message.at("body").as_string(), "m" + std::to_string(i)) << "in the order sent";
+    EXPECT_EQ(message.at("message_id").as_string(), accepted["r" + std::to_string(i)]);
+    EXPECT_EQ(message.at("sender").as_string(), alice_);
+  }
+}
+
+// A bad frame gets an error naming what to fix (the status POST would have
+// answered), a reused idempotency key the first send's id; nothing bad is stored.
+TEST_P(Stream, BadSendFramesGetErrorsAndStoreNothing) {
+  auto alice = open(alice_, alice_port_);
+  ASSERT_EQ(next(*alice).at("type").as_string(), "live");
+  const auto answer = [&](const std::string& text) {
+    EXPECT_TRUE(alice->write(text));
+    for (;;) {  // skips the copies of alice's own messages
+      auto frame = next(*alice);
+      if (frame.empty() || frame.at("type") != "message") return frame;
+    }
+  };
+  const auto send = [&](const std::string& ref, json::object fields) {
+    fields["type"] = "send";
+    fields["ref"] = ref;
+    return answer(json::serialize(fields));
+  };
+  const auto error_of = [](const json::object& frame) {
+    EXPECT_EQ(frame.at("type").as_string(), "error") << json::serialize(frame);
+    return frame.contains("error") ? frame.at("error").as_object() : json::object{};
+  };
+
+  auto not_json = answer("merhaba");
+  EXPECT_EQ(error_of(not_json).at("code").to_number<int>(), -32700);
+  EXPECT_TRUE(not_json.at("ref").is_null());
+  EXPECT_EQ(not_json.at("status").to_number<int>(), 400);
+  auto no_ref = answer(json::serialize(json::object{{"type", "send"}, {"receiver", bob_}, {"body", "x"}}));
+  EXPECT_EQ(error_of(no_ref).at("data").at("field"), "ref");
+  auto unknown_type = answer(R"({"type":"shout","ref":"t1"})");
+  EXPECT_EQ(unknown_type.at("ref"), "t1");
+  EXPECT_EQ(error_of(unknown_type).at("data").at("field"), "type");
+  auto misspelt = send("t2", {{"reciever", bob_}, {"body", "x"}});
+  EXPECT_EQ(misspelt.at("status").to_number<int>(), 400);
+  EXPECT_NE(error_of(misspelt).at("message").as_string().find("reciever"), std::string::npos);
+  auto as_bob = send("t3", {{"sender", bob_}, {"receiver", alice_}, {"body", "x"}});
+  EXPECT_EQ(as_bob.at("status").to_number<int>(), 403);
+  auto too_big = send("t4", {{"receiver", bob_}, {"body", std::string(64 * 1024 + 1, 'x')}});
+  EXPECT_EQ(too_big.at("status").to_number<int>(), 400) << json::serialize(too_big).substr(0, 300);
+  auto bad_key = send("t5", {{"receiver", bob_}, {"body", "x"}, {"idempotency_key", "two words"}});
+  EXPECT_EQ(error_of(bad_key).at("code").to_number<int>(), -32602);
+
+  auto once = send("k1", {{"receiver", bob_}, {"body", "once"}, {"idempotency_key", "key-1"}});
+  ASSERT_EQ(once.at("type").as_string(), "accepted") << json::serialize(once);
+  auto again = send("k2", {{"receiver", bob_}, {"body", "once"}, {"idempotency_key", "key-1"}});
+  ASSERT_EQ(again.at("type").as_string(), "accepted") << json::serialize(again);
+  EXPECT_EQ(again.at("message_id"), once.at("message_id")) << "the key, not the ref, names the send";
+  EXPECT_TRUE(again.at("replayed").as_bool());
+  auto other = send("k3", {{"receiver", bob_}, {"body", "another"}, {"idempotency_key", "key-1"}});
+  EXPECT_EQ(other.at("status").to_number<int>(), 409) << json::serialize(other);
+
+  // bob's inbox holds the one message, once (accepted is queued, not yet stored: wait for it).
+  Client client(bob_port_);
+  const auto inbox = [&] {
+    auto got = client.request("GET", "/v1/users/" + bob_ + "/messages", "", {"Authorization: Bearer " + token(bob_)});
+    EXPECT_EQ(got.status, 200) << got.body;
+    return got.status == 200 ? json::parse(got.body).at("messages").as_array() : json::array{};
+  };
+  ASSERT_TRUE(intercomm::testing::wait_until([&] { return !inbox().empty(); }, 20s));
+  std::this_thread::sleep_for(300ms);  // and nothing more comes
+  const json::array messages = inbox();
+  ASSERT_EQ(messages.size(), 1U) << json::serialize(messages);
+  EXPECT_EQ(messages[0].at("body").as_string(), "once");
+  EXPECT_EQ(messages[0].at("message_id"), once.at("message_id"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Stream, ::testing::Values("embedded", "split"),

@@ -1,0 +1,33 @@
+// Frames a client sends on GET /v1/stream (internal to the gateway):
+//   {"type":"send","ref":R,"receiver":"bob","body":"..."[,"idempotency_key":K]}
+//     a message, with the checks, limits and durability of POST /v1/messages
+//     (the send rate limit included; K: the Idempotency-Key, independent of R),
+//     answered once on the same socket:
+//     {"type":"accepted","ref":R,"message_id":"...","replayed":false}, or
+//     {"type":"error","ref":R,"status":N,"error":{"code","message"[,"data"]}}
+//     with N the status POST would have answered (400, 403, 409, 429, 503, 504).
+// R: 1-64 printable ASCII characters, the client's own name for the frame.
+// A frame that is not JSON, has no known type or no valid ref is answered
+// {"type":"error","ref":R or null,"status":400,...}.
+#pragma once
+
+#include "gateway/auth.hpp"
+#include "gateway/send.hpp"
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace intercomm::gateway {
+
+struct FrameContext {
+  bus::Bus& bus;
+  bus::RpcClient& rpc;
+  Guard& guard;
+  SendOptions send;
+};
+
+void handle_client_frame(FrameContext& context, const std::string& user, const std::string& request_id,
+                         std::string_view text, std::function<void(std::string)> reply);
+
+}  // namespace intercomm::gateway
