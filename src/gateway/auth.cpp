@@ -39,6 +39,7 @@ Guard::Guard(TokenVerifier verifier, RateLimits limits, Metrics* metrics)
       metrics_(metrics),
       sends_(limits.send),
       subscriptions_(limits.subscription),
+      typings_(limits.typing),
       auth_failures_(limits.auth_failure) {}
 
 core::Result<Claims> Guard::authenticate(const HttpRequest& request, std::optional<std::string_view> token) {
@@ -69,8 +70,8 @@ core::Result<Claims> Guard::authenticate(const HttpRequest& request, std::option
 }
 
 core::Result<void> Guard::spend(Limit limit, const std::string& user) {
-  auto& limiter = limit == Limit::send ? sends_ : subscriptions_;
-  const std::string_view name = limit == Limit::send ? "send" : "subscription";
+  auto& limiter = limit == Limit::send ? sends_ : limit == Limit::typing ? typings_ : subscriptions_;
+  const std::string_view name = limit == Limit::send ? "send" : limit == Limit::typing ? "typing" : "subscription";
   if (const auto wait = limiter.take(user)) {
     if (metrics_) metrics_->rate_limited(name);
     return rate_limited(name, *wait);

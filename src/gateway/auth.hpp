@@ -31,7 +31,7 @@ class Guard {
   core::Result<Claims> authenticate(const HttpRequest& request,
                                     std::optional<std::string_view> token = std::nullopt);
 
-  enum class Limit { send, subscription };
+  enum class Limit { send, subscription, typing };
   // Spends one of `user`'s requests of this kind; 429 when none is left.
   core::Result<void> spend(Limit limit, const std::string& user);
 
@@ -40,6 +40,7 @@ class Guard {
   Metrics* metrics_;
   RateLimiter sends_;
   RateLimiter subscriptions_;
+  RateLimiter typings_;
   RateLimiter auth_failures_;
 };
 

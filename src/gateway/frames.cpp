@@ -1,6 +1,7 @@
 // The frames a client sends on its socket: "send", answered per ref.
 #include "gateway/frames.hpp"
 
+#include "bus/topology.hpp"
 #include "core/jsonrpc.hpp"
 
 #include <fmt/core.h>
@@ -28,6 +29,32 @@ std::string error_frame(const json::value& ref, const Error& error) {
                                       {"error", core::jsonrpc::to_json(error)}});
 }
 
+// {"type":"typing","to":U}: relayed to U's sockets, on every gateway, as
+// {"type":"typing","from":user}; never stored, nothing answered unless it is
+// refused (a bad `to`, or over the typing rate limit).
+void typing(FrameContext& context, const std::string& user, const json::value& ref, const json::object& frame,
+            const std::function<void(std::string)>& reply) {
+  const json::value answer_ref = ref.is_string() && is_ref(ref.get_string()) ? ref : json::value(nullptr);
+  for (const auto& member : frame) {
+    if (member.key() != "type" && member.key() != "to" && member.key() != "ref") {
+      return reply(error_frame(answer_ref, core::invalid_field(member.key(), "unknown field (allowed: to, ref)")));
+    }
+  }
+  const auto* to = frame.if_contains("to");
+  if (to == nullptr || !to->is_string() || !core::is_user_id(to->get_string())) {
+    return reply(error_frame(answer_ref, core::invalid_field("to", "must be 1-64 of [A-Za-z0-9_.-]")));
+  }
+  if (auto spent = context.guard.spend(Guard::Limit::typing, user); !spent) {
+    return reply(error_frame(answer_ref, spent.error()));
+  }
+  bus::Envelope signal;
+  signal.routing_key = "user." + std::string(to->get_string());
+  signal.body = json::serialize(json::object{{"type", "typing"}, {"from", user}});
+  signal.persistent = false;  // a signal of now: lost with a broker, never replayed
+  context.bus.publish(bus::kLiveExchange, std::move(signal), context.send.publish_timeout,
+                      [](bus::PublishStatus) {});  // unroutable: nobody of theirs is online
+}
+
 }  // namespace
 
 void handle_client_frame(FrameContext& context, const std::string& user, const std::string& request_id,
@@ -39,12 +66,16 @@ void handle_client_frame(FrameContext& context, const std::string& user, const s
   }
   json::object frame = std::move(parsed.as_object());
   const json::value ref = frame.contains("ref") ? frame.at("ref") : json::value(nullptr);
+  const auto* type = frame.if_contains("type");
+  if (type != nullptr && type->is_string() && type->get_string() == "typing") {
+    return typing(context, user, ref, frame, reply);
+  }
   if (!ref.is_string() || !is_ref(ref.get_string())) {
     return reply(error_frame(nullptr, core::invalid_field("ref", "required: 1-64 printable ASCII characters")));
   }
-  const auto* type = frame.if_contains("type");
   if (type == nullptr || !type->is_string() || type->get_string() != "send") {
-    return reply(error_frame(ref, core::invalid_field("type", "unknown frame type (the client may send: send)")));
+    return reply(
+        error_frame(ref, core::invalid_field("type", "unknown frame type (the client may send: send, typing)")));
   }
   if (auto spent = context.guard.spend(Guard::Limit::send, user); !spent) {
     return reply(error_frame(ref, spent.error()));

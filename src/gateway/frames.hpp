@@ -6,6 +6,10 @@
 //     {"type":"accepted","ref":R,"message_id":"...","replayed":false}, or
 //     {"type":"error","ref":R,"status":N,"error":{"code","message"[,"data"]}}
 //     with N the status POST would have answered (400, 403, 409, 429, 503, 504).
+//   {"type":"typing","to":U[,"ref":R]}
+//     relayed to U's sockets on every gateway as {"type":"typing","from":user};
+//     never stored; answered only when refused (a bad `to`, the typing rate
+//     limit: an error frame with R, or null).
 // R: 1-64 printable ASCII characters, the client's own name for the frame.
 // A frame that is not JSON, has no known type or no valid ref is answered
 // {"type":"error","ref":R or null,"status":400,...}.

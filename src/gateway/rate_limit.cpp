@@ -62,10 +62,12 @@ core::Result<RateLimits> RateLimits::parse(std::string_view text) {
       limits.dev_token = *limit;
     } else if (name == "auth_failure") {
       limits.auth_failure = *limit;
+    } else if (name == "typing") {
+      limits.typing = *limit;
     } else {
       return core::Error::of(core::ErrorCode::invalid_params,
-                             fmt::format("rate limit '{}': the limits are send, subscription, dev_token and "
-                                         "auth_failure",
+                             fmt::format("rate limit '{}': the limits are send, subscription, dev_token, "
+                                         "auth_failure and typing",
                                          name));
     }
   }

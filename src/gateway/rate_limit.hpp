@@ -31,8 +31,9 @@ struct RateLimits {
   RateLimit subscription{0.5, 10};    // subscription changes, per user (30 a minute)
   RateLimit dev_token{0.5, 10};       // POST /v1/dev/token, per client IP address
   RateLimit auth_failure{1, 20};      // requests refused 401, per client IP address
+  RateLimit typing{2, 5};             // typing signals sent on a socket, per user
 
-  // "send=50/s:200,subscription=30/m:10,dev_token=30/m:10,auth_failure=60/m:20":
+  // "send=50/s:200,subscription=30/m:10,dev_token=30/m:10,auth_failure=60/m:20,typing=2/s:5":
   // any subset; the others keep their defaults.
   static core::Result<RateLimits> parse(std::string_view text);
 };

@@ -57,12 +57,13 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
   void on_text(std::string_view text) override {
     if (!hub_->frames_) return;
     hub_->frames_(user_, request_id_, text, [weak = weak_from_this()](std::string answer) {
-      if (auto self = weak.lock()) self->reply(std::move(answer));
+      if (auto self = weak.lock()) self->send_unnumbered(std::move(answer));
     });
   }
 
-  // An answer to a frame the client sent: not part of the numbered stream.
-  void reply(std::string text) {
+  // An answer to a frame the client sent, or a signal (typing): not part of
+  // the numbered stream.
+  void send_unnumbered(std::string text) {
     std::lock_guard lock(mu_);
     if (closed_ || !connection_) return;
     connection_->send(std::move(text));
@@ -448,19 +449,28 @@ bool StreamHub::deliver(bus::Envelope& envelope) {
   const auto* object = ec ? nullptr : body.if_object();
   const auto* seq_value = object ? object->if_contains("seq") : nullptr;
   const auto seq = seq_value ? seq_in(*seq_value) : std::nullopt;
+  const auto* type = object ? object->if_contains("type") : nullptr;
+  const auto* from = object ? object->if_contains("from") : nullptr;
+  if (!seq && type != nullptr && *type == "typing" && from != nullptr && from->is_string()) {
+    // A signal, not a message: to the user's sockets as it comes, not numbered.
+    const std::string frame = json::serialize(json::object{{"type", "typing"}, {"from", from->get_string()}});
+    for (const auto& socket : sockets_of(user)) socket->send_unnumbered(frame);
+    return true;
+  }
   if (!seq || !object->contains("message")) {
     spdlog::warn("stream: dropped a live frame for {} that is not {{\"type\":\"message\",\"seq\":N,...}}",
                  user);
     return true;
   }
-  std::vector<std::shared_ptr<Socket>> targets;
-  {
-    std::lock_guard lock(mu_);
-    auto found = users_.find(user);
-    if (found != users_.end()) targets.assign(found->second.sockets.begin(), found->second.sockets.end());
-  }
-  for (const auto& socket : targets) socket->live(*seq, envelope.body);
+  for (const auto& socket : sockets_of(user)) socket->live(*seq, envelope.body);
   return true;
+}
+
+std::vector<std::shared_ptr<StreamHub::Socket>> StreamHub::sockets_of(const std::string& user) const {
+  std::lock_guard lock(mu_);
+  auto found = users_.find(user);
+  if (found == users_.end()) return {};
+  return {found->second.sockets.begin(), found->second.sockets.end()};
 }
 
 }  // namespace intercomm::gateway

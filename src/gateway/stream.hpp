@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace intercomm::gateway {
 
@@ -55,7 +56,9 @@ struct StreamCursor {
 //     (only when a cursor was given);
 //   {"type":"live","seq":S} once the socket is caught up (S: the last seq sent,
 //     or the inbox's last seq when there was no cursor): from here on nothing
-//     is missed.
+//     is missed;
+//   {"type":"typing","from":U} and the answers to frames the client sent
+//     (gateway/frames.hpp): not numbered, never replayed.
 // With a cursor the socket first gets, oldest first and paced by what the
 // client reads, every message of the inbox after it; then the live ones.
 // Close codes: 1008 for a cursor past the end of the inbox or not in it; 1013
@@ -101,6 +104,7 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
   };
 
   void attach(const std::shared_ptr<Socket>& socket);
+  std::vector<std::shared_ptr<Socket>> sockets_of(const std::string& user) const;
   void detach(const std::shared_ptr<Socket>& socket);
 
   bus::Bus& bus_;

@@ -299,6 +299,46 @@ TEST_P(Stream, BadSendFramesGetErrorsAndStoreNothing) {
   EXPECT_EQ(messages[0].at("message_id"), once.at("message_id"));
 }
 
+// Typing signals reach the peer's sockets (across gateways in split mode),
+// are rate-limited per sender, and are never stored.
+TEST_P(Stream, TypingIsRelayedRateLimitedAndNeverStored) {
+  auto bob = open(bob_, bob_port_);
+  ASSERT_EQ(next(*bob).at("type").as_string(), "live");
+  auto alice = open(alice_, alice_port_);
+  ASSERT_EQ(next(*alice).at("type").as_string(), "live");
+  constexpr int kSignals = 10;  // twice the default burst (typing=2/s:5)
+  for (int i = 0; i < kSignals; ++i) {
+    ASSERT_TRUE(alice->write(json::serialize(json::object{{"type", "typing"}, {"to", bob_}})));
+  }
+  int relayed = 0;
+  while (auto frame = bob->read(relayed == 0 ? 20s : 1s)) {
+    const auto signal = json::parse(*frame).as_object();
+    EXPECT_EQ(signal.at("type").as_string(), "typing");
+    EXPECT_EQ(signal.at("from").as_string(), alice_);
+    ++relayed;
+  }
+  int refused = 0;
+  while (auto frame = alice->read(1s)) {
+    const auto answer = json::parse(*frame).as_object();
+    EXPECT_EQ(answer.at("type").as_string(), "error");
+    EXPECT_EQ(answer.at("status").to_number<int>(), 429);
+    ++refused;
+  }
+  EXPECT_GE(relayed, 5);
+  EXPECT_LT(relayed, kSignals) << "the typing limit never refused";
+  EXPECT_EQ(relayed + refused, kSignals) << "each signal relayed or refused, once";
+
+  ASSERT_TRUE(alice->write(R"({"type":"typing","to":"b o b","ref":"t1"})"));
+  auto bad = next(*alice);
+  EXPECT_EQ(bad.at("ref"), "t1");
+  EXPECT_EQ(bad.at("error").at("data").at("field"), "to");
+
+  Client client(bob_port_);
+  auto inbox = client.request("GET", "/v1/users/" + bob_ + "/messages", "", {"Authorization: Bearer " + token(bob_)});
+  ASSERT_EQ(inbox.status, 200) << inbox.body;
+  EXPECT_TRUE(json::parse(inbox.body).at("messages").as_array().empty()) << "a signal is never stored";
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Stream, ::testing::Values("embedded", "split"),
                          [](const auto& info) { return info.param; });
 

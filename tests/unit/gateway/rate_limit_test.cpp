@@ -28,7 +28,7 @@ TEST(RateLimit, ParsesRatesPerUnitWithABurst) {
   EXPECT_DOUBLE_EQ(limits->subscription.per_second, RateLimits{}.subscription.per_second);  // default kept
   auto unknown = RateLimits::parse("sends=1/s:1");
   ASSERT_FALSE(unknown);
-  EXPECT_NE(unknown.error().message.find("send, subscription, dev_token and auth_failure"), std::string::npos);
+  EXPECT_NE(unknown.error().message.find("send, subscription, dev_token, auth_failure and typing"), std::string::npos);
 }
 
 TEST(RateLimiter, AllowsTheBurstThenSaysHowLongToWait) {
