@@ -137,8 +137,8 @@ void add_config_options(CLI::App& app, Config& config, unsigned options) {
         ->envname("INTERCOMM_JWT_PUBLIC_KEY")
         ->check(CLI::ExistingFile);
     app.add_option("--rate-limits", config.rate_limits,
-                   "Rate limits, e.g. send=50/s:200,subscription=30/m:10,dev_token=30/m:10,auth_failure=60/m:20 "
-                   "(per user, per user, per address, per address; RATE/UNIT:BURST or off)")
+                   "Rate limits, e.g. send=50/s:200,subscription=30/m:10,dev_token=30/m:10,auth_failure=60/m:20,"
+                   "typing=2/s:5 (per user, per user, per address, per address, per user; RATE/UNIT:BURST or off)")
         ->envname("INTERCOMM_RATE_LIMITS");
     app.add_option("--jwt-audience", config.jwt_audience, "When set, a token's aud must name it")
         ->envname("INTERCOMM_JWT_AUDIENCE");
