@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A newcomer's second command (and CI's only one): install what is missing
-# (Debian packages, and playwright-core from npm for the browser test), build,
+# (Debian packages; playwright-core and ws from npm for the browser and the
+# JavaScript client's tests), build,
 # start a private RabbitMQ node, Redis and a Redis Cluster, and run every test
 # in the normal build and in the sanitizer (ASan+UBSan) build; then the fault
 # suite's short run (tests/faults/run.sh: every fault scenario on servers of
@@ -10,9 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh rabbitmq-server python3-pika redis-server redis-tools chromium
-# The browser test drives Debian's Chromium with playwright-core from npm.
+# The browser test drives Debian's Chromium with playwright-core from npm; the
+# JavaScript client's tests run in Node with npm's ws.
 command -v npm > /dev/null || scripts/setup.sh nodejs npm
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+(cd clients/js && npm ci --no-audit --no-fund --loglevel=error)
 
 servers=build/test-servers
 rm -rf "$servers"

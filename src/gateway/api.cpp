@@ -398,12 +398,12 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
   if (context->options.stream) {
     router.add_websocket("/v1/stream", "stream",
                          [context](const HttpRequest& request) { return stream_upgrade(context, request); });
-    context->options.stream->set_frame_handler([context](const std::string& user, const std::string& request_id,
-                                                         std::string_view text,
-                                                         std::function<void(std::string)> reply) {
-      FrameContext frames{context->bus, context->rpc, context->guard, send_options(context->options)};
-      handle_client_frame(frames, user, request_id, text, std::move(reply));
-    });
+    context->options.stream->set_frame_handler(
+        [context](const std::string& user, const std::string& request_id, std::string_view text,
+                  std::function<void(std::string)> reply, std::function<void()> done) {
+          FrameContext frames{context->bus, context->rpc, context->guard, send_options(context->options)};
+          handle_client_frame(frames, user, request_id, text, std::move(reply), std::move(done));
+        });
   }
 
   router.add("GET", "/healthz", "healthz", [](const HttpRequest&, const PathParams&, Responder respond) {

@@ -9,6 +9,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <optional>
 
 namespace intercomm::gateway {
 namespace {
@@ -58,27 +59,34 @@ void typing(FrameContext& context, const std::string& user, const json::value& r
 }  // namespace
 
 void handle_client_frame(FrameContext& context, const std::string& user, const std::string& request_id,
-                         std::string_view text, std::function<void(std::string)> reply) {
+                         std::string_view text, std::function<void(std::string)> reply,
+                         std::function<void()> done) {
+  // Every way out but the send's own answer: reply (maybe), then done.
+  const auto finish = [&](std::optional<std::string> answer) {
+    if (answer) reply(std::move(*answer));
+    done();
+  };
   boost::system::error_code ec;
   json::value parsed = json::parse(text, ec);
   if (ec || !parsed.is_object()) {
-    return reply(error_frame(nullptr, Error::of(ErrorCode::parse_error, "frame: not a JSON object")));
+    return finish(error_frame(nullptr, Error::of(ErrorCode::parse_error, "frame: not a JSON object")));
   }
   json::object frame = std::move(parsed.as_object());
   const json::value ref = frame.contains("ref") ? frame.at("ref") : json::value(nullptr);
   const auto* type = frame.if_contains("type");
   if (type != nullptr && type->is_string() && type->get_string() == "typing") {
-    return typing(context, user, ref, frame, reply);
+    typing(context, user, ref, frame, reply);
+    return done();
   }
   if (!ref.is_string() || !is_ref(ref.get_string())) {
-    return reply(error_frame(nullptr, core::invalid_field("ref", "required: 1-64 printable ASCII characters")));
+    return finish(error_frame(nullptr, core::invalid_field("ref", "required: 1-64 printable ASCII characters")));
   }
   if (type == nullptr || !type->is_string() || type->get_string() != "send") {
-    return reply(
+    return finish(
         error_frame(ref, core::invalid_field("type", "unknown frame type (the client may send: send, typing)")));
   }
   if (auto spent = context.guard.spend(Guard::Limit::send, user); !spent) {
-    return reply(error_frame(ref, spent.error()));
+    return finish(error_frame(ref, spent.error()));
   }
   SendRequest send{user, {}, std::nullopt, request_id};
   for (auto& member : frame) {
@@ -86,7 +94,7 @@ void handle_client_frame(FrameContext& context, const std::string& user, const s
     if (key == "type" || key == "ref") continue;
     if (key == "idempotency_key") {
       if (!member.value().is_string()) {
-        return reply(error_frame(ref, core::invalid_field("idempotency_key", "must be a string")));
+        return finish(error_frame(ref, core::invalid_field("idempotency_key", "must be a string")));
       }
       send.idempotency_key = std::string(member.value().get_string());
       continue;
@@ -94,12 +102,16 @@ void handle_client_frame(FrameContext& context, const std::string& user, const s
     send.fields[key] = std::move(member.value());  // accept_send refuses unknown fields, naming them
   }
   accept_send(context.bus, context.rpc, context.send, std::move(send),
-              [ref, reply = std::move(reply)](core::Result<SendAccepted> accepted) {
-                if (!accepted) return reply(error_frame(ref, accepted.error()));
-                reply(json::serialize(json::object{{"type", "accepted"},
-                                                   {"ref", ref},
-                                                   {"message_id", accepted->message_id},
-                                                   {"replayed", accepted->replayed}}));
+              [ref, reply = std::move(reply), done = std::move(done)](core::Result<SendAccepted> accepted) {
+                if (!accepted) {
+                  reply(error_frame(ref, accepted.error()));
+                } else {
+                  reply(json::serialize(json::object{{"type", "accepted"},
+                                                     {"ref", ref},
+                                                     {"message_id", accepted->message_id},
+                                                     {"replayed", accepted->replayed}}));
+                }
+                done();
               });
 }
 

@@ -31,7 +31,10 @@ struct FrameContext {
   SendOptions send;
 };
 
+// Calls `done` once the frame is dealt with: a send once it is queued on the
+// bus or refused (so that a socket's sends are queued in the order it sent them).
 void handle_client_frame(FrameContext& context, const std::string& user, const std::string& request_id,
-                         std::string_view text, std::function<void(std::string)> reply);
+                         std::string_view text, std::function<void(std::string)> reply,
+                         std::function<void()> done);
 
 }  // namespace intercomm::gateway

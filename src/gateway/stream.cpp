@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <deque>
 
 namespace intercomm::gateway {
 namespace {
@@ -54,11 +55,45 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
     hub_->attach(shared_from_this());
   }
 
+  // The client's frames are handled one at a time, in the order they came:
+  // a send is queued on the bus before the next frame is looked at, so one
+  // socket's sends keep their order. Frames waiting past kMaxInbound close
+  // the socket (a client must wait for answers, not flood).
   void on_text(std::string_view text) override {
     if (!hub_->frames_) return;
-    hub_->frames_(user_, request_id_, text, [weak = weak_from_this()](std::string answer) {
-      if (auto self = weak.lock()) self->send_unnumbered(std::move(answer));
-    });
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      if (inbound_.size() >= kMaxInbound) {
+        close_locked(kClosePolicyViolation, "too many frames waiting for an answer", false);
+        return;
+      }
+      inbound_.emplace_back(text);
+      if (handling_) return;
+      handling_ = true;
+    }
+    handle_next();
+  }
+
+  void handle_next() {
+    std::string text;
+    {
+      std::lock_guard lock(mu_);
+      if (inbound_.empty() || closed_) {
+        handling_ = false;
+        return;
+      }
+      text = std::move(inbound_.front());
+      inbound_.pop_front();
+    }
+    hub_->frames_(
+        user_, request_id_, text,
+        [weak = weak_from_this()](std::string answer) {
+          if (auto self = weak.lock()) self->send_unnumbered(std::move(answer));
+        },
+        [weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->handle_next();
+        });
   }
 
   // An answer to a frame the client sent, or a signal (typing): not part of
@@ -352,6 +387,9 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
   std::size_t unwritten_ = 0;
   std::size_t replayed_ = 0;
   std::map<std::uint64_t, std::string> held_;
+  static constexpr std::size_t kMaxInbound = 256;
+  std::deque<std::string> inbound_;  // the client's frames not yet handled
+  bool handling_ = false;            // one of them is being handled
 };
 
 StreamHub::StreamHub(bus::Bus& bus, StreamOptions options) : bus_(bus), options_(options) {}

@@ -78,9 +78,12 @@ class StreamHub : public std::enable_shared_from_this<StreamHub> {
 
   // What a client sends on its socket: one text frame of `user`'s socket
   // (opened with `request_id`); `reply` sends one frame back on that socket
-  // (nothing once it closed). Unset: frames are ignored. Set once, before serving.
-  using FrameHandler = std::function<void(const std::string& user, const std::string& request_id,
-                                          std::string_view text, std::function<void(std::string)> reply)>;
+  // (nothing once it closed); `done` must be called once the frame is dealt
+  // with (a send: once it is queued or refused): a socket's next frame waits
+  // for it. Unset: frames are ignored. Set once, before serving.
+  using FrameHandler =
+      std::function<void(const std::string& user, const std::string& request_id, std::string_view text,
+                         std::function<void(std::string)> reply, std::function<void()> done)>;
   void set_frame_handler(FrameHandler handler) { frames_ = std::move(handler); }
 
   // A handler for a new socket of `user`.
