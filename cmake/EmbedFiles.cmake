@@ -1,14 +1,25 @@
-# cmake -DOUTPUT=file.cpp -DFILES="a;b" -DBASE=dir -P EmbedFiles.cmake
+# cmake -DOUTPUT=file.cpp -DFILES="a;b;/url=c" -DBASE=dir -P EmbedFiles.cmake
 # Writes a C++ file defining intercomm::gateway::web_asset(path) over the files'
 # contents (as raw string literals), keyed by their path under BASE with a leading /.
 set(body "// Generated from web/ by cmake/EmbedFiles.cmake: do not edit.\n#include \"gateway/web.hpp\"\n\nnamespace intercomm::gateway {\n\nstd::optional<WebAsset> web_asset(std::string_view path) {\n")
-foreach(file IN LISTS FILES)
+# An entry URLPATH=FILE serves FILE at URLPATH (e.g. /client.js=clients/js/index.js).
+foreach(entry IN LISTS FILES)
+  set(file "${entry}")
+  set(url_path "")
+  if(entry MATCHES "^(/[^=]+)=(.+)$")
+    set(url_path "${CMAKE_MATCH_1}")
+    set(file "${CMAKE_MATCH_2}")
+  endif()
   file(READ "${file}" content)
   string(FIND "${content}" ")intercomm_asset\"" clash)
   if(NOT clash EQUAL -1)
     message(FATAL_ERROR "${file} contains the raw string delimiter")
   endif()
-  file(RELATIVE_PATH relative "${BASE}" "${file}")
+  if(url_path STREQUAL "")
+    file(RELATIVE_PATH relative "${BASE}" "${file}")
+  else()
+    string(SUBSTRING "${url_path}" 1 -1 relative)
+  endif()
   get_filename_component(extension "${file}" LAST_EXT)
   if(extension STREQUAL ".html")
     set(type "text/html; charset=utf-8")

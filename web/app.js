@@ -1,12 +1,14 @@
-// The chat page: REST to send and read, /v1/stream to receive. Every message
-// of the user's inbox has a seq (1, 2, 3 ...): the page remembers the last one
-// it got and resumes the stream after it (?after_seq=), so a reconnect shows
-// every message once and in order.
-"use strict";
+// The chat page: intercomm's JavaScript client (/client.js) for the stream,
+// sends and typing; REST to read the conversation's history. Every message of
+// the user's inbox has a seq (1, 2, 3 ...): the client remembers the last one
+// and resumes the stream after it, so a reconnect shows every message once and
+// in order.
+import { IntercommClient } from "/client.js";
 
 const $ = (id) => document.getElementById(id);
-// lastSeq: the last seq of the inbox this page has (null: none yet, go live from the end).
-const state = { token: "", user: "", peer: "", socket: null, lastSeq: null, shown: new Set(), retry: 0 };
+const state = { token: "", user: "", peer: "", client: null, shown: new Set(), typingTimer: null, typedAt: 0 };
+// For the browser test: the page's state and its helpers.
+window.chat = { state, api: (...args) => api(...args) };
 
 function userOf(token) {
   try {
@@ -65,38 +67,38 @@ async function loadConversation() {
   }
 }
 
+function setStatus(text, live) {
+  $("status").textContent = text;
+  $("status").classList.toggle("live", live);
+}
+
+// "<peer> is typing…" for a few seconds after their last signal.
+function showTyping(from) {
+  if (from !== state.peer) return;
+  $("typing").textContent = `${from} is typing…`;
+  $("typing").hidden = false;
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(() => { $("typing").hidden = true; }, 4000);
+}
+
 function connect() {
-  if (state.socket) state.socket.close();
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const resume = state.lastSeq === null ? "" : `&after_seq=${state.lastSeq}`;
-  const socket = new WebSocket(
-      `${scheme}://${location.host}/v1/stream?access_token=${encodeURIComponent(state.token)}${resume}`);
-  state.socket = socket;
-  socket.onopen = () => { $("status").textContent = "catching up"; };
-  socket.onmessage = (event) => {
-    const frame = JSON.parse(event.data);
-    if (frame.type === "message") {
-      if (state.lastSeq !== null && frame.seq <= state.lastSeq) return;  // had it already
-      state.lastSeq = frame.seq;
-      show(frame.message, frame.seq);
-    } else if (frame.type === "live") {  // caught up: nothing is missed from here on
-      if (state.lastSeq === null || frame.seq > state.lastSeq) state.lastSeq = frame.seq;
-      state.retry = 0;
-      $("status").textContent = "live";
-      $("status").classList.add("live");
-    }
-  };
-  socket.onclose = (event) => {
-    if (state.socket !== socket) return;
-    $("status").textContent = "offline";
-    $("status").classList.remove("live");
+  state.client?.close();
+  const client = new IntercommClient({ url: location.origin, token: () => state.token });
+  state.client = client;
+  window.chat.client = client;
+  client.on("open", () => setStatus("catching up", false));
+  client.on("live", () => setStatus("live", true));
+  client.on("message", ({ seq, message }) => {
+    if (message.sender === state.peer) $("typing").hidden = true;
+    show(message, seq);
+  });
+  client.on("typing", ({ from }) => showTyping(from));
+  client.on("close", ({ code }) => {
+    setStatus("offline", false);
     // 1008: our cursor is not in this inbox (e.g. the server's data was reset): start from its end.
-    if (event.code === 1008) state.lastSeq = null;
-    // Back off between attempts (reset only once caught up), so a catch-up that
-    // keeps failing never turns into a reconnect loop.
-    const wait = Math.min(10000, 500 * 2 ** state.retry++) * (0.8 + Math.random() * 0.4);
-    setTimeout(() => { if (state.socket === socket) connect(); }, wait);
-  };
+    if (code === 1008) client.lastSeq = null;
+  });
+  client.connect();
 }
 
 async function signIn(token) {
@@ -155,8 +157,10 @@ $("send-form").addEventListener("submit", async (event) => {
   const text = input.value;
   $("send").disabled = true;
   try {
-    await api("POST", "/v1/messages", { receiver: state.peer, body: text });
+    // Over the socket when it is open, else over HTTP; answered once queued.
+    await state.client.send({ receiver: state.peer, body: text });
     input.value = "";  // the message shows when it comes back on the stream
+    state.typedAt = 0;  // the next message's first key tells the peer again
     $("chat-error").textContent = "";
   } catch (error) {
     onError("chat-error")(error);
@@ -164,6 +168,13 @@ $("send-form").addEventListener("submit", async (event) => {
     $("send").disabled = false;
     input.focus();
   }
+});
+
+// Tells the peer we are typing: at most every 3 s while keys are pressed.
+$("body").addEventListener("input", () => {
+  if (!state.peer || !state.client || Date.now() - state.typedAt < 3000) return;
+  state.typedAt = Date.now();
+  state.client.typing(state.peer);
 });
 
 fetch("/v1/dev/token", { method: "OPTIONS" }).then((r) => { $("dev-form").hidden = r.status !== 204; });

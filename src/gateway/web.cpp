@@ -32,6 +32,7 @@ Handler asset(std::string path) {
 void add_web_routes(Router& router, WebOptions options) {
   router.add("GET", "/", "web", asset("/index.html"));
   router.add("GET", "/app.js", "web", asset("/app.js"));
+  router.add("GET", "/client.js", "web", asset("/client.js"));
   router.add("GET", "/style.css", "web", asset("/style.css"));
   if (options.dev_secret.empty()) return;
   router.add("OPTIONS", "/v1/dev/token", "dev_token",

@@ -125,8 +125,13 @@ try {
   await sees(bobPage, "hi alice!", true);
   await sees(alicePage, "hi alice!", false);
 
+  // Alice types: Bob's page says so (the signal goes over the sockets, never stored).
+  await alicePage.type("#body", "typ");
+  await bobPage.locator("#typing:not([hidden])", { hasText: `${alice} is typing` }).waitFor({ timeout: 20000 });
+  await alicePage.fill("#body", "");
+
   // Bob's socket drops; what Alice sends meanwhile arrives when it reconnects (?after=).
-  await bobPage.evaluate(() => state.socket.close());
+  await bobPage.evaluate(() => window.chat.client._socket.close());
   await bobPage.waitForSelector("#status:not(.live)");
   await say(alicePage, "while you were away 1");
   await sees(alicePage, "while you were away 1", true);  // the page clears the field once a send is accepted
@@ -139,10 +144,10 @@ try {
   // Bob's page goes offline; Alice sends 300; back online, Bob's page catches up
   // (?after_seq=, with back-off while it cannot connect) and shows all 300 once, in order.
   await bobPage.context().setOffline(true);
-  await bobPage.evaluate(() => state.socket.close());
+  await bobPage.evaluate(() => window.chat.client._socket.close());
   await bobPage.waitForSelector("#status:not(.live)");
   await alicePage.evaluate(async (peer) => {
-    for (let i = 0; i < 300; ++i) await api("POST", "/v1/messages", { receiver: peer, body: `batch ${i}` });
+    for (let i = 0; i < 300; ++i) await window.chat.api("POST", "/v1/messages", { receiver: peer, body: `batch ${i}` });
   }, bob);
   await bobPage.context().setOffline(false);
   // (The bubble's text is the body followed by its time: compare the body alone.)
@@ -162,7 +167,7 @@ try {
   mkdirSync(shots, { recursive: true });
   await alicePage.screenshot({ path: join(shots, `chat-${mode}-alice.png`) });
   await bobPage.screenshot({ path: join(shots, `chat-${mode}-bob.png`) });
-  console.log(`1 passed, 0 failed: alice and bob chatted both ways, and 300 missed messages arrived once ` +
+  console.log(`1 passed, 0 failed: alice and bob chatted both ways, bob saw alice typing, and 300 missed messages arrived once ` +
               `and in order (${mode}); screenshots in ${shots}`);
 } catch (error) {
   console.error(error);
