@@ -88,7 +88,8 @@ void handle_client_frame(FrameContext& context, const std::string& user, const s
   if (auto spent = context.guard.spend(Guard::Limit::send, user); !spent) {
     return finish(error_frame(ref, spent.error()));
   }
-  SendRequest send{user, {}, std::nullopt, request_id};
+  // Each send logs under the socket's request id and its ref.
+  SendRequest send{user, {}, std::nullopt, request_id + "/" + std::string(ref.get_string())};
   for (auto& member : frame) {
     const std::string_view key = member.key();
     if (key == "type" || key == "ref") continue;
