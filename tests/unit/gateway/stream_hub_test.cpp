@@ -378,5 +378,47 @@ TEST_F(StreamHubTest, AReaderThatFallsBehindLiveTrafficIsClosedWithTheSeqToResum
   EXPECT_EQ(connection_->close_reason(), "too slow: resume with after_seq=4");
 }
 
+// A client's frames go to the frame handler one at a time, in order: the
+// next waits until the handler says it is done with the one before; frames
+// piling up past 256 close the socket (1008).
+TEST_F(StreamHubTest, AClientsFramesAreHandledOneAtATimeAndAFloodCloses) {
+  open();
+  std::mutex mu;
+  std::vector<std::string> seen;
+  std::vector<std::function<void()>> dones;
+  hub_->set_frame_handler([&](const std::string& user, const std::string&, std::string_view text,
+                              std::function<void(std::string)>, std::function<void()> done) {
+    EXPECT_EQ(user, "bob");
+    std::lock_guard lock(mu);
+    seen.emplace_back(text);
+    dones.push_back(std::move(done));
+  });
+  const auto handled = [&] {
+    std::lock_guard lock(mu);
+    return seen;
+  };
+  const auto finish = [&](std::size_t i) {
+    std::function<void()> done;
+    {
+      std::lock_guard lock(mu);
+      done = dones.at(i);
+    }
+    done();
+  };
+  handler_->on_text("a");
+  handler_->on_text("b");
+  handler_->on_text("c");
+  EXPECT_EQ(handled(), (std::vector<std::string>{"a"})) << "b waits for a";
+  finish(0);
+  EXPECT_EQ(handled(), (std::vector<std::string>{"a", "b"}));
+  finish(1);
+  EXPECT_EQ(handled(), (std::vector<std::string>{"a", "b", "c"}));
+  // c is still being handled: 256 frames may wait behind it, one more closes.
+  for (int i = 0; i < 256; ++i) handler_->on_text("x");
+  EXPECT_EQ(connection_->close_code(), 0);
+  handler_->on_text("one too many");
+  EXPECT_EQ(connection_->close_code(), kClosePolicyViolation);
+}
+
 }  // namespace
 }  // namespace intercomm::gateway
