@@ -68,8 +68,10 @@ export class IntercommClient {
     return () => this._handlers.get(event)?.delete(handler);
   }
 
-  // Opens the socket, and keeps it open until close().
+  // Opens the socket, and keeps it open until close(). Calling it again while
+  // connected (or reconnecting) does nothing.
   connect() {
+    if (!this._stopped) return;
     this._stopped = false;
     this._open();
   }
