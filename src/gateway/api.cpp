@@ -398,9 +398,13 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
   if (context->options.stream) {
     router.add_websocket("/v1/stream", "stream",
                          [context](const HttpRequest& request) { return stream_upgrade(context, request); });
+    // Weak: the hub is the context's (options.stream), and must not own it back.
     context->options.stream->set_frame_handler(
-        [context](const std::string& user, const std::string& request_id, std::string_view text,
-                  std::function<void(std::string)> reply, std::function<void()> done) {
+        [weak = std::weak_ptr<Context>(context)](const std::string& user, const std::string& request_id,
+                                                 std::string_view text, std::function<void(std::string)> reply,
+                                                 std::function<void()> done) {
+          auto context = weak.lock();
+          if (!context) return done();  // the routes are gone: the server is stopping
           FrameContext frames{context->bus, context->rpc, context->guard, send_options(context->options)};
           handle_client_frame(frames, user, request_id, text, std::move(reply), std::move(done));
         });
