@@ -66,6 +66,11 @@ bool is_message_id(std::string_view value) noexcept {
   return std::all_of(value.begin(), value.end(), [](char c) { return is_digit(c) || is_upper(c); });
 }
 
+bool is_visible_ascii(std::string_view value, std::size_t max) noexcept {
+  return !value.empty() && value.size() <= max &&
+         std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
 bool is_rfc3339_utc(std::string_view value) noexcept {
   // YYYY-MM-DDTHH:MM:SS then optional .fraction then Z
   constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd";

@@ -48,6 +48,10 @@ std::string conversation_key(std::string_view a, std::string_view b);
 // 8-40 of [0-9A-Z]: ids this system generates, and ids like the seed's X9J0UI76GBWQTF.
 bool is_message_id(std::string_view value) noexcept;
 
+// 1 to `max` characters of printable ASCII, no space (0x21-0x7E): opaque
+// names a client chooses, e.g. an Idempotency-Key or a socket frame's ref.
+bool is_visible_ascii(std::string_view value, std::size_t max) noexcept;
+
 // YYYY-MM-DDTHH:MM:SS[.fraction]Z with a real calendar date.
 bool is_rfc3339_utc(std::string_view value) noexcept;
 

@@ -28,11 +28,16 @@ using core::ErrorCode;
 
 struct Context {
   Context(bus::Bus& b, bus::RpcClient& r, ApiOptions o)
-      : bus(b), rpc(r), options(std::move(o)), guard(options.verifier, options.rate_limits, options.metrics) {}
+      : bus(b),
+        rpc(r),
+        options(std::move(o)),
+        guard(options.verifier, options.rate_limits, options.metrics),
+        send{options.limits, options.rpc_timeout, options.publish_timeout, options.metrics} {}
   bus::Bus& bus;
   bus::RpcClient& rpc;
   ApiOptions options;
   Guard guard;
+  SendOptions send;  // POST /v1/messages' and the socket's send frames'
 };
 
 Error forbidden(std::string_view why) {
@@ -142,10 +147,6 @@ void rpc_call(Context& context, std::string_view job, json::object params, const
                    });
 }
 
-SendOptions send_options(const ApiOptions& options) {
-  return SendOptions{options.limits, options.rpc_timeout, options.publish_timeout, options.metrics};
-}
-
 // POST /v1/messages: 202 with Location once the job is durable on the bus.
 void post_message(const std::shared_ptr<Context>& context, const HttpRequest& request,
                   const std::string& user, Responder respond) {
@@ -154,7 +155,7 @@ void post_message(const std::shared_ptr<Context>& context, const HttpRequest& re
   if (!body) return respond(std::move(refusal));
   SendRequest send{user, std::move(*body), std::nullopt, request.header("x-request-id")};
   if (request.headers.contains("idempotency-key")) send.idempotency_key = request.header("idempotency-key");
-  accept_send(context->bus, context->rpc, send_options(context->options), std::move(send),
+  accept_send(context->bus, context->rpc, context->send, std::move(send),
               [respond = std::move(respond)](core::Result<SendAccepted> accepted) {
                 if (!accepted) {
                   auto response = error_response(accepted.error());
@@ -405,7 +406,7 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                                                  std::function<void()> done) {
           auto context = weak.lock();
           if (!context) return done();  // the routes are gone: the server is stopping
-          FrameContext frames{context->bus, context->rpc, context->guard, send_options(context->options)};
+          FrameContext frames{context->bus, context->rpc, context->guard, context->send};
           handle_client_frame(frames, user, request_id, text, std::move(reply), std::move(done));
         });
   }

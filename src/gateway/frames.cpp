@@ -8,7 +8,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <algorithm>
 #include <optional>
 
 namespace intercomm::gateway {
@@ -18,10 +17,7 @@ namespace json = boost::json;
 using core::Error;
 using core::ErrorCode;
 
-bool is_ref(std::string_view ref) {
-  return !ref.empty() && ref.size() <= 64 &&
-         std::all_of(ref.begin(), ref.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
-}
+bool is_ref(std::string_view ref) { return core::is_visible_ascii(ref, 64); }
 
 std::string error_frame(const json::value& ref, const Error& error) {
   return json::serialize(json::object{{"type", "error"},

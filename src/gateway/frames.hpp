@@ -28,7 +28,7 @@ struct FrameContext {
   bus::Bus& bus;
   bus::RpcClient& rpc;
   Guard& guard;
-  SendOptions send;
+  const SendOptions& send;
 };
 
 // Calls `done` once the frame is dealt with: a send once it is queued on the

@@ -7,7 +7,6 @@
 
 #include <fmt/core.h>
 
-#include <algorithm>
 #include <memory>
 
 namespace intercomm::gateway {
@@ -54,11 +53,6 @@ void publish_send(bus::Bus& bus, const SendOptions& options, const SendRequest& 
 
 }  // namespace
 
-bool is_idempotency_key(std::string_view key) {
-  return !key.empty() && key.size() <= 255 &&
-         std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
-}
-
 void accept_send(bus::Bus& bus, bus::RpcClient& rpc, const SendOptions& options, SendRequest request,
                  std::function<void(core::Result<SendAccepted>)> done) {
   auto& fields = request.fields;
@@ -80,7 +74,7 @@ void accept_send(bus::Bus& bus, bus::RpcClient& rpc, const SendOptions& options,
   if (!request.idempotency_key) {
     return publish_send(bus, options, request, std::move(*message), false, done);
   }
-  if (!is_idempotency_key(*request.idempotency_key)) {
+  if (!jobs::is_idempotency_key(*request.idempotency_key)) {
     return done(Error::of(ErrorCode::invalid_params, "Idempotency-Key: must be 1-255 printable ASCII characters"));
   }
   // The MTA records (user, key) -> this id and time the first time; a retry

@@ -39,9 +39,6 @@ struct SendAccepted {
   bool replayed = false;
 };
 
-// 1-255 printable ASCII.
-bool is_idempotency_key(std::string_view key);
-
 // Calls `done` once: accepted only after the send_message job is confirmed
 // on the bus (durable); else the error — -32602 (bad fields), -32003
 // (sender is another user), -32009 (the key was used for another message),

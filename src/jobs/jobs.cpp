@@ -58,15 +58,21 @@ Result<std::optional<std::uint64_t>> optional_seq(const json::object& params, st
   return core::invalid_field(name, "must be a sequence number (an integer from 0)");
 }
 
+// An integer from `low` to `high` (however the JSON number is stored), or none.
+std::optional<std::int64_t> integer_in(const json::value* value, std::int64_t low, std::int64_t high) {
+  if (value == nullptr || !value->is_number() || value->is_double()) return std::nullopt;
+  boost::system::error_code ec;
+  const auto number = value->to_number<std::int64_t>(ec);
+  if (ec || number < low || number > high) return std::nullopt;
+  return number;
+}
+
 Result<std::size_t> limit_of(const json::object& params, const PageBounds& bounds) {
   const auto* limit = params.if_contains("limit");
   if (limit == nullptr) return bounds.fallback;
-  boost::system::error_code ec;
-  const auto value = limit->is_number() && !limit->is_double() ? limit->to_number<std::int64_t>(ec) : 0;
-  if (ec || value < 1 || value > static_cast<std::int64_t>(bounds.max)) {
-    return core::invalid_field("limit", fmt::format("must be an integer from 1 to {}", bounds.max));
-  }
-  return static_cast<std::size_t>(value);
+  const auto value = integer_in(limit, 1, static_cast<std::int64_t>(bounds.max));
+  if (!value) return core::invalid_field("limit", fmt::format("must be an integer from 1 to {}", bounds.max));
+  return static_cast<std::size_t>(*value);
 }
 
 Result<core::Message> message_of(const json::object& params, const core::MessageLimits& limits,
@@ -74,11 +80,6 @@ Result<core::Message> message_of(const json::object& params, const core::Message
   const auto* raw = params.if_contains("message");
   if (raw == nullptr) return core::invalid_field("message", missing);
   return core::message_from_json(*raw, limits, shape);
-}
-
-bool is_idempotency_key(std::string_view key) {
-  return !key.empty() && key.size() <= 255 &&
-         std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
 }
 
 // http or https, a host, no credentials, no fragment.
@@ -114,6 +115,8 @@ Error malformed_result(std::string_view job) {
 }
 
 }  // namespace
+
+bool is_idempotency_key(std::string_view key) { return core::is_visible_ascii(key, 255); }
 
 // --- SendMessage ---
 
@@ -363,12 +366,10 @@ Result<DeliverWebhook> DeliverWebhook::decode(const json::object& params) {
   if (id == nullptr || !id->is_string() || id->get_string().empty())
     return core::invalid_field("subscription_id", "required");
   const auto* attempt = params.if_contains("attempt");
-  boost::system::error_code ec;
-  const auto number =
-      attempt != nullptr && attempt->is_number() && !attempt->is_double() ? attempt->to_number<std::int64_t>(ec) : 0;
-  if (ec || number < 1 || number > 100) return core::invalid_field("attempt", "must be an integer from 1 to 100");
+  const auto number = integer_in(attempt, 1, 100);
+  if (!number) return core::invalid_field("attempt", "must be an integer from 1 to 100");
   return DeliverWebhook{std::move(*message), std::move(*user), std::string(id->get_string()),
-                        static_cast<std::uint32_t>(number)};
+                        static_cast<std::uint32_t>(*number)};
 }
 
 bus::Envelope envelope(std::string_view name, json::object params) {

@@ -193,6 +193,10 @@ struct DeliverWebhook {
   static core::Result<DeliverWebhook> decode(const boost::json::object& params);
 };
 
+// An Idempotency-Key (POST header, a socket send's idempotency_key, the claim
+// job's key): 1-255 printable ASCII.
+bool is_idempotency_key(std::string_view key);
+
 // A job as it goes on the bus: routing key `name`, body a JSON-RPC
 // notification (no id: nobody waits for its reply).
 bus::Envelope envelope(std::string_view name, boost::json::object params);
