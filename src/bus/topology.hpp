@@ -13,6 +13,11 @@ inline constexpr std::string_view kDeadLetterQueue = "dead_letters";
 // broker and the MDA, read out of RabbitMQ's x-death for the others.
 inline constexpr const char* kFirstDeathTimeHeader = "x-first-death-time";
 inline constexpr std::string_view kLiveExchange = "inter_comm.live";  // direct, durable
+// A user's live frames are published on inter_comm.live with routing key user.<id>.
+inline constexpr std::string_view kLivePrefix = "user.";
+inline std::string live_key(std::string_view user) {
+  return std::string(kLivePrefix) + std::string(user);
+}
 
 inline constexpr std::string_view kRequestIdHeader = "x-request-id";
 inline constexpr std::string_view kUserHeader = "x-user";

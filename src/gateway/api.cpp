@@ -1,6 +1,8 @@
 // REST handlers: auth, validation, then the bus.
 #include "gateway/api.hpp"
 
+#include "gateway/api_common.hpp"
+
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
 #include "core/jsonrpc.hpp"
@@ -25,76 +27,7 @@ namespace {
 namespace json = boost::json;
 using core::Error;
 using core::ErrorCode;
-
-struct Context {
-  Context(bus::Bus& b, bus::RpcClient& r, ApiOptions o)
-      : bus(b),
-        rpc(r),
-        options(std::move(o)),
-        guard(options.verifier, options.rate_limits, options.metrics),
-        send{options.limits, options.rpc_timeout, options.publish_timeout, options.metrics} {}
-  bus::Bus& bus;
-  bus::RpcClient& rpc;
-  ApiOptions options;
-  Guard guard;
-  SendOptions send;  // POST /v1/messages' and the socket's send frames'
-};
-
-Error forbidden(std::string_view why) {
-  return Error::of(ErrorCode::forbidden, std::string(why));
-}
-
-HttpResponse from_rpc_error(const Error& error) {
-  auto response = error_response(error);
-  if (error.code == ErrorCode::unavailable) response.headers.emplace_back("Retry-After", "1");
-  return response;
-}
-
-std::map<std::string, std::string> bus_headers(const HttpRequest& request, const std::string& user) {
-  return {{std::string(bus::kRequestIdHeader), request.header("x-request-id")},
-          {std::string(bus::kUserHeader), user}};
-}
-
-// Wraps a handler that needs an authenticated user.
-Handler authed(
-    std::shared_ptr<Context> context,
-    std::function<void(const HttpRequest&, const PathParams&, const std::string&, Responder)> handler) {
-  return [context, handler = std::move(handler)](const HttpRequest& request, const PathParams& params,
-                                                 Responder respond) {
-    auto claims = context->guard.authenticate(request);
-    if (!claims) {
-      respond(refusal(claims.error()));
-      return;
-    }
-    handler(request, params, claims->subject, std::move(respond));
-  };
-}
-
-bool is_json(const HttpRequest& request) {
-  const std::string type = request.header("content-type");
-  return type == "application/json" || type.rfind("application/json;", 0) == 0;
-}
-
-// A JSON object body, or the error to answer (415, 400).
-core::Result<json::object> json_body(const HttpRequest& request, HttpResponse& refusal) {
-  if (!is_json(request)) {
-    refusal =
-        error_response(Error::of(ErrorCode::invalid_request, "Content-Type: must be application/json"), 415);
-    return Error::of(ErrorCode::invalid_request);
-  }
-  boost::system::error_code ec;
-  auto value = json::parse(request.body, ec);
-  if (ec) {
-    refusal =
-        error_response(Error::of(ErrorCode::parse_error, "body: not valid JSON (" + ec.message() + ")"));
-    return Error::of(ErrorCode::parse_error);
-  }
-  if (!value.is_object()) {
-    refusal = error_response(Error::of(ErrorCode::invalid_params, "body: must be a JSON object"));
-    return Error::of(ErrorCode::invalid_params);
-  }
-  return std::move(value.as_object());
-}
+using namespace api_detail;
 
 // Checks a get_message result: passes it on when `user` sent or received it, else 403.
 std::function<core::Result<json::value>(json::value)> participant_only(std::string user, std::string why) {
@@ -124,29 +57,6 @@ core::Result<json::value> sender_view_of_deliveries(json::value page) {
   return page;
 }
 
-// An RPC whose result becomes `status` (or an error response).
-void rpc_call(Context& context, std::string_view job, json::object params, const HttpRequest& request,
-              const std::string& user, int status, Responder respond,
-              std::function<core::Result<json::value>(json::value)> check = nullptr) {
-  std::string method(job);
-  context.rpc.call(method, std::move(params), context.options.rpc_timeout, bus_headers(request, user),
-                   [&context, method, status, respond = std::move(respond),
-                    check = std::move(check)](bus::RpcResult result) {
-                     if (context.options.metrics) {
-                       context.options.metrics->rpc_finished(
-                           method, !result && result.error().code == ErrorCode::timeout);
-                     }
-                     if (result && check) result = check(std::move(*result));
-                     if (!result) {
-                       respond(from_rpc_error(result.error()));
-                     } else if (status == 204) {
-                       respond(HttpResponse{204, {}, ""});
-                     } else {
-                       respond(json_response(status, json::serialize(*result)));
-                     }
-                   });
-}
-
 // POST /v1/messages: 202 with Location once the job is durable on the bus.
 void post_message(const std::shared_ptr<Context>& context, const HttpRequest& request,
                   const std::string& user, Responder respond) {
@@ -173,78 +83,12 @@ void post_message(const std::shared_ptr<Context>& context, const HttpRequest& re
               });
 }
 
-// The kinds of query parameter the routes take.
-enum class QueryKind {
-  message_id,  // 8-40 of [0-9A-Z]
-  seq,         // an integer from 0
-  limit,       // an integer from 1 (the worker checks the top)
-  cursor,      // an opaque `next` of a previous page
-  token,       // a bearer token (checked by the verifier)
-};
-
-// The query parameters of `request` as JSON-RPC params, each checked against
-// its kind; any other parameter is refused, naming the ones allowed.
-core::Result<json::object> query_params(const HttpRequest& request,
-                                        const std::vector<std::pair<std::string_view, QueryKind>>& allowed) {
-  json::object params;
-  auto target = boost::urls::parse_origin_form(request.target);
-  if (!target) return Error::of(ErrorCode::invalid_params, "query: malformed");
-  for (const auto param : target->params()) {
-    auto kind =
-        std::find_if(allowed.begin(), allowed.end(), [&](const auto& a) { return a.first == param.key; });
-    if (kind == allowed.end()) {
-      std::string names;
-      for (const auto& [name, k] : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
-      return Error::of(ErrorCode::invalid_params,
-                       fmt::format("{}: unknown query parameter (allowed: {})", param.key, names));
-    }
-    if (params.contains(param.key)) {
-      return Error::of(ErrorCode::invalid_params, fmt::format("{}: given twice", param.key));
-    }
-    switch (kind->second) {
-      case QueryKind::message_id:
-        if (!core::is_message_id(param.value)) {
-          return Error::of(ErrorCode::invalid_params,
-                           fmt::format("{}: must be a message id (8-40 of [0-9A-Z])", param.key));
-        }
-        params[param.key] = param.value;
-        break;
-      case QueryKind::seq:
-      case QueryKind::limit: {
-        std::uint64_t number = 0;
-        const auto [end, ec] =
-            std::from_chars(param.value.data(), param.value.data() + param.value.size(), number);
-        const bool limit = kind->second == QueryKind::limit;
-        if (ec != std::errc() || end != param.value.data() + param.value.size() || (limit && number == 0)) {
-          return Error::of(ErrorCode::invalid_params,
-                           fmt::format("{}: must be an integer from {}", param.key, limit ? 1 : 0));
-        }
-        if (limit) {
-          params[param.key] = static_cast<std::int64_t>(std::min<std::uint64_t>(number, 1'000'000));
-        } else {
-          params[param.key] = number;
-        }
-        break;
-      }
-      case QueryKind::token: params[param.key] = param.value; break;
-      case QueryKind::cursor:
-        if (param.value.empty() || param.value.size() > 100) {
-          return Error::of(ErrorCode::invalid_params,
-                           fmt::format("{}: must be the `next` of a previous page", param.key));
-        }
-        params[param.key] = param.value;
-        break;
-    }
-  }
-  return params;
-}
-
 // GET /v1/messages/{message_id}[/...]: the id checked, then get_message by RPC,
 // which only the message's sender or receiver passes (`why` for the others);
 // then `then_method` answers with its result (its params: the id and the
 // query's `then_query` parameters), or get_message's when empty.
 Handler message_route(const std::shared_ptr<Context>& context, std::string why, std::string then_method,
-                      std::vector<std::pair<std::string_view, QueryKind>> then_query = {}) {
+                      QueryParams then_query = {}) {
   return authed(
       context, [context, why, then_method, then_query](const HttpRequest& request, const PathParams& params,
                                                        const std::string& user, Responder respond) {
@@ -336,27 +180,10 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                            std::string(jobs::ListDeliveries::name),
                            {{"after", QueryKind::cursor}, {"limit", QueryKind::limit}}));
 
-  // A route on the caller's own resources; `limited`: it spends one of the
-  // user's subscription changes.
-  const auto own =
-      [context](std::string_view method, int status,
-                std::function<core::Result<json::object>(const HttpRequest&, const PathParams&)> params_of,
-                bool limited = false) {
-        return authed(context, [context, method, status, params_of, limited](
-                                   const HttpRequest& request, const PathParams& path, const std::string& user,
-                                   Responder respond) {
-              if (path.at("user") != user)
-                return respond(error_response(forbidden("user: the token acts for another user")));
-              if (limited) {
-                if (auto spent = context->guard.spend(Guard::Limit::subscription, user); !spent) {
-                  return respond(refusal(spent.error()));
-                }
-              }
-              auto params = params_of(request, path);
-              if (!params) return respond(error_response(params.error()));
-              rpc_call(*context, method, std::move(*params), request, user, status, std::move(respond));
-            });
-      };
+  const auto own = [&context](std::string_view method, int status, ParamsOf params_of,
+                              std::optional<Guard::Limit> limit = std::nullopt) {
+    return own_route(context, method, status, std::move(params_of), limit);
+  };
 
   router.add("GET", "/v1/users/{user}/messages", std::string(jobs::ListMessages::name),
              own(jobs::ListMessages::name, 200,
@@ -382,7 +209,7 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
                    if (!job) return job.error();
                    return job->encode();
                  },
-                 /*limited=*/true));
+                 Guard::Limit::subscription));
   router.add("GET", "/v1/users/{user}/subscriptions", std::string(jobs::ListSubscriptions::name),
              own(jobs::ListSubscriptions::name, 200,
                  [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
@@ -394,7 +221,9 @@ void add_api_routes(Router& router, bus::Bus& bus, bus::RpcClient& rpc, ApiOptio
           [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
             return jobs::UnsubscribeUser{path.at("user"), path.at("subscription_id")}.encode();
           },
-          /*limited=*/true));
+          Guard::Limit::subscription));
+
+  add_chat_routes(router, context);
 
   if (context->options.stream) {
     router.add_websocket("/v1/stream", "stream",

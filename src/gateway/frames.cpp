@@ -3,6 +3,7 @@
 
 #include "bus/topology.hpp"
 #include "core/jsonrpc.hpp"
+#include "jobs/jobs.hpp"
 
 #include <fmt/core.h>
 #include <boost/json/parse.hpp>
@@ -44,11 +45,9 @@ void typing(FrameContext& context, const std::string& user, const json::value& r
   if (auto spent = context.guard.spend(Guard::Limit::typing, user); !spent) {
     return reply(error_frame(answer_ref, spent.error()));
   }
-  bus::Envelope signal;
-  signal.routing_key = "user." + std::string(to->get_string());
-  signal.body = json::serialize(json::object{{"type", "typing"}, {"from", user}});
-  signal.persistent = false;  // a signal of now: lost with a broker, never replayed
-  context.bus.publish(bus::kLiveExchange, std::move(signal), context.send.publish_timeout,
+  context.bus.publish(bus::kLiveExchange,
+                      jobs::signal(to->get_string(), json::object{{"type", "typing"}, {"from", user}}),
+                      context.send.publish_timeout,
                       [](bus::PublishStatus) {});  // unroutable: nobody of theirs is online
 }
 

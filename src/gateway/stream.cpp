@@ -5,6 +5,7 @@
 
 #include "bus/topology.hpp"
 #include "gateway/stream_socket.hpp"
+#include "jobs/jobs.hpp"
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -15,10 +16,6 @@
 
 namespace intercomm::gateway {
 namespace {
-
-std::string live_key(std::string_view user) {
-  return fmt::format("user.{}", user);
-}
 
 std::optional<std::uint64_t> seq_in(const json::value& value) {
   if (value.is_uint64()) return value.get_uint64();
@@ -59,7 +56,7 @@ void StreamHub::attach(const std::shared_ptr<Socket>& socket) {
   }
   if (!bind) return;  // a bind for this user is on its way
   const std::string user = socket->user();
-  bus_.bind_reply_queue(std::string(bus::kLiveExchange), live_key(user), true,
+  bus_.bind_reply_queue(std::string(bus::kLiveExchange), bus::live_key(user), true,
                         [self = shared_from_this(), user](core::Result<void> result) {
                           std::set<std::shared_ptr<Socket>> waiting;
                           {
@@ -68,7 +65,7 @@ void StreamHub::attach(const std::shared_ptr<Socket>& socket) {
                             if (found == self->users_.end()) {
                               // Every socket left while binding: take the binding back.
                               if (result) {
-                                self->bus_.bind_reply_queue(std::string(bus::kLiveExchange), live_key(user),
+                                self->bus_.bind_reply_queue(std::string(bus::kLiveExchange), bus::live_key(user),
                                                             false, nullptr);
                               }
                               return;
@@ -96,7 +93,7 @@ void StreamHub::detach(const std::shared_ptr<Socket>& socket) {
     }
   }
   if (unbind) {
-    bus_.bind_reply_queue(std::string(bus::kLiveExchange), live_key(socket->user()), false,
+    bus_.bind_reply_queue(std::string(bus::kLiveExchange), bus::live_key(socket->user()), false,
                           [user = socket->user()](core::Result<void> result) {
                             if (!result)
                               spdlog::warn("stream: cannot unbind {}: {}", user, result.error().message);
@@ -116,19 +113,17 @@ void StreamHub::resync() {
 
 bool StreamHub::deliver(bus::Envelope& envelope) {
   const std::string_view key = envelope.routing_key;
-  if (!key.starts_with("user.")) return false;
-  const std::string user(key.substr(5));
+  if (!key.starts_with(bus::kLivePrefix)) return false;
+  const std::string user(key.substr(bus::kLivePrefix.size()));
   boost::system::error_code ec;
   const auto body = json::parse(envelope.body, ec);
   const auto* object = ec ? nullptr : body.if_object();
   const auto* seq_value = object ? object->if_contains("seq") : nullptr;
   const auto seq = seq_value ? seq_in(*seq_value) : std::nullopt;
   const auto* type = object ? object->if_contains("type") : nullptr;
-  const auto* from = object ? object->if_contains("from") : nullptr;
-  if (!seq && type != nullptr && *type == "typing" && from != nullptr && from->is_string()) {
+  if (!seq && type != nullptr && type->is_string() && jobs::is_signal(type->get_string())) {
     // A signal, not a message: to the user's sockets as it comes, not numbered.
-    const std::string frame = json::serialize(json::object{{"type", "typing"}, {"from", from->get_string()}});
-    for (const auto& socket : sockets_of(user)) socket->send_unnumbered(frame);
+    for (const auto& socket : sockets_of(user)) socket->send_unnumbered(envelope.body);
     return true;
   }
   if (!seq || !object->contains("message")) {

@@ -1,9 +1,13 @@
 // The job contract's codecs: params built by encode(), checked by decode().
 #include "jobs/jobs.hpp"
 
+#include "jobs/codec.hpp"
+
+#include "bus/topology.hpp"
 #include "core/jsonrpc.hpp"
 
 #include <fmt/core.h>
+#include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
@@ -17,7 +21,7 @@ using core::Error;
 using core::ErrorCode;
 using core::Result;
 
-namespace {
+namespace codec {
 
 constexpr core::MessageLimits kStoredMessage{std::numeric_limits<std::size_t>::max()};
 
@@ -31,7 +35,7 @@ Result<void> only(const json::object& params, std::initializer_list<std::string_
   return {};
 }
 
-Result<std::string> user_of(const json::object& params, std::string_view name = "user") {
+Result<std::string> user_of(const json::object& params, std::string_view name) {
   const auto* value = params.if_contains(name);
   if (value == nullptr || !value->is_string() || !core::is_user_id(value->get_string())) {
     return core::invalid_field(name, "must be 1-64 of [A-Za-z0-9_.-]");
@@ -114,7 +118,9 @@ Error malformed_result(std::string_view job) {
   return Error::of(ErrorCode::internal_error, fmt::format("{}: a result of the wrong shape", job));
 }
 
-}  // namespace
+}  // namespace codec
+
+using namespace codec;
 
 bool is_idempotency_key(std::string_view key) { return core::is_visible_ascii(key, 255); }
 
@@ -370,6 +376,18 @@ Result<DeliverWebhook> DeliverWebhook::decode(const json::object& params) {
   if (!number) return core::invalid_field("attempt", "must be an integer from 1 to 100");
   return DeliverWebhook{std::move(*message), std::move(*user), std::string(id->get_string()),
                         static_cast<std::uint32_t>(*number)};
+}
+
+bool is_signal(std::string_view type) {
+  return std::find(std::begin(kSignalTypes), std::end(kSignalTypes), type) != std::end(kSignalTypes);
+}
+
+bus::Envelope signal(std::string_view user, const json::object& frame) {
+  bus::Envelope out;
+  out.routing_key = bus::live_key(user);
+  out.body = json::serialize(frame);
+  out.persistent = false;
+  return out;
 }
 
 bus::Envelope envelope(std::string_view name, json::object params) {

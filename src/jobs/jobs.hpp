@@ -166,6 +166,53 @@ struct ClaimIdempotencyKey {
   static core::Result<Claimed> decode_result(const boost::json::value& result);
 };
 
+// --- conversations (the MTA's; jobs/conversations.cpp) ---
+
+// {"user"[,"before"][,"limit"]} -> {"conversations":[{"peer","last_message"
+// (the message with its seq),"last_seq","unread","read_seq"}...],"next"}:
+// newest activity first; `before` is a previous page's `next` (a last_seq).
+struct ListConversations {
+  static constexpr std::string_view name = "list_conversations";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::optional<std::uint64_t> before;
+  std::optional<std::size_t> limit;  // decode: always set
+
+  boost::json::object encode() const;
+  static core::Result<ListConversations> decode(const boost::json::object& params, const PageBounds& bounds);
+};
+
+// {"user","peer"[,"after_seq"][,"before_seq"][,"limit"]} -> as list_messages,
+// the two users' messages only ({"messages":[message + "seq"],"next_seq"}):
+// oldest first after after_seq, else newest first; -32004 when they have no
+// conversation.
+struct ListConversation {
+  static constexpr std::string_view name = "list_conversation";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string peer;
+  std::optional<std::uint64_t> after_seq, before_seq;
+  std::optional<std::size_t> limit;  // decode: always set
+
+  boost::json::object encode() const;
+  static core::Result<ListConversation> decode(const boost::json::object& params, const PageBounds& bounds);
+};
+
+// {"user","peer","seq"} -> {"peer","read_seq","unread"}: moves the user's
+// read marker forward to seq (a seq of the user's inbox; never back). -32004
+// when they have no conversation, -32602 when seq is past its last message.
+// The peer's sockets (and the user's) get {"type":"read",...} live.
+struct MarkRead {
+  static constexpr std::string_view name = "mark_read";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string peer;
+  std::uint64_t seq = 0;
+
+  boost::json::object encode() const;
+  static core::Result<MarkRead> decode(const boost::json::object& params);
+};
+
 // --- the MDA's jobs ---
 
 // {"message":{...stored},"seqs":{"<user>":seq}} -> {"message_id","live":[users],"webhooks":N}.
@@ -196,6 +243,19 @@ struct DeliverWebhook {
 // An Idempotency-Key (POST header, a socket send's idempotency_key, the claim
 // job's key): 1-255 printable ASCII.
 bool is_idempotency_key(std::string_view key);
+
+// --- live signals: frames for a user's sockets that are not messages ---
+//
+// Published on inter_comm.live (routing key user.<id>), not persistent: a
+// signal of now, lost with a broker and never replayed; the state it tells
+// of is in the store. The gateway passes a frame of these types to the
+// user's sockets as it is, unnumbered:
+//   {"type":"typing","from"}                 the sender is typing to this user
+//   {"type":"read","user","peer","seq"}      `user` read their conversation with `peer` up
+//                                            to `seq` (a seq of this socket's user's inbox)
+inline constexpr std::string_view kSignalTypes[] = {"typing", "read"};
+bool is_signal(std::string_view type);
+bus::Envelope signal(std::string_view user, const boost::json::object& frame);
 
 // A job as it goes on the bus: routing key `name`, body a JSON-RPC
 // notification (no id: nobody waits for its reply).

@@ -89,7 +89,7 @@ class Jobs {
       auto seq = seq_of(job->seqs, *message, user);
       if (!seq) return seq.error();
       bus::Envelope envelope;
-      envelope.routing_key = "user." + user;
+      envelope.routing_key = bus::live_key(user);
       envelope.body = json::serialize(
           json::object{{"type", "message"}, {"seq", *seq}, {"message", core::to_json(*message)}});
       envelope.persistent = false;  // a live copy; the inbox holds the message

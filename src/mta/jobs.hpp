@@ -12,6 +12,7 @@
 #include "store/store.hpp"
 #include "worker/worker.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
@@ -34,6 +35,19 @@ struct Context {
 
 // --- params.cpp: checks shared by the jobs, errors that say what to fix ---
 
+// Collects the items of one page until the next would pass the byte budget
+// (but always at least one): a page always fits in one bus message.
+class PageBuilder {
+ public:
+  // False when `item` did not fit (and was not added): the page ends before it.
+  bool add(boost::json::value item);
+  boost::json::array take() { return std::move(items_); }
+
+ private:
+  boost::json::array items_;
+  std::size_t bytes_ = 0;
+};
+
 // -32010 for the caller (retry), with the cause logged.
 core::Error unavailable(const core::Error& cause);
 // list_messages' page bounds from the options.
@@ -49,9 +63,18 @@ JobResult claim_idempotency_key(Context& context, const boost::json::object& par
 
 // --- reads.cpp ---
 
+// A page of inbox (or conversation) entries as list_messages answers it:
+// {"messages":[message + "seq"],"next","next_seq"}.
+core::Result<boost::json::object> messages_page(Context& context, const store::InboxPage& page);
 JobResult get_message(Context& context, const boost::json::object& params);
 JobResult list_messages(Context& context, const boost::json::object& params);
 JobResult list_deliveries(Context& context, const boost::json::object& params);
+
+// --- conversations.cpp ---
+
+JobResult list_conversations(Context& context, const boost::json::object& params);
+JobResult list_conversation(Context& context, const boost::json::object& params);
+JobResult mark_read(Context& context, const boost::json::object& params);
 
 // --- subscriptions.cpp ---
 

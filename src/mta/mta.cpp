@@ -1,5 +1,5 @@
 // The MTA's job table: which job runs which handler (the handlers are in
-// send.cpp, reads.cpp and subscriptions.cpp).
+// send.cpp, reads.cpp, conversations.cpp and subscriptions.cpp).
 #include "mta/mta.hpp"
 
 #include "mta/jobs.hpp"
@@ -24,6 +24,9 @@ void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, M
   bind(jobs::UnsubscribeUser::name, &detail::unsubscribe_user);
   bind(jobs::ClaimIdempotencyKey::name, &detail::claim_idempotency_key);
   bind(jobs::ListDeliveries::name, &detail::list_deliveries);
+  bind(jobs::ListConversations::name, &detail::list_conversations);
+  bind(jobs::ListConversation::name, &detail::list_conversation);
+  bind(jobs::MarkRead::name, &detail::mark_read);
 }
 
 }  // namespace intercomm::mta

@@ -18,25 +18,6 @@ using core::Result;
 
 namespace {
 
-// Collects the items of one page until the next would pass the byte budget
-// (but always at least one): a page always fits in one bus message.
-class PageBuilder {
- public:
-  // False when `item` did not fit (and was not added): the page ends before it.
-  bool add(json::value item) {
-    const std::size_t size = json::serialize(item).size() + 1;
-    if (!items_.empty() && bytes_ + size > core::kPageBudgetBytes) return false;
-    bytes_ += size;
-    items_.push_back(std::move(item));
-    return true;
-  }
-  json::array take() { return std::move(items_); }
-
- private:
-  json::array items_;
-  std::size_t bytes_ = 0;
-};
-
 // A cursor given as a message id of `user`'s inbox, as its seq there.
 Result<std::optional<std::uint64_t>> seq_of_cursor(Context& context, const std::string& user,
                                                    const std::optional<std::string>& id,
@@ -49,6 +30,30 @@ Result<std::optional<std::uint64_t>> seq_of_cursor(Context& context, const std::
 }
 
 }  // namespace
+
+Result<json::object> messages_page(Context& context, const store::InboxPage& page) {
+  PageBuilder items;
+  const store::InboxEntry* last = nullptr;
+  bool more = page.more;
+  for (const auto& entry : page.entries) {
+    auto message = read_message(context.store, entry.message_id);
+    if (!message) {
+      if (message.error().code == ErrorCode::not_found) continue;  // cannot happen: stored before its entry
+      return message.error();
+    }
+    json::object item = core::to_json(*message);
+    item["seq"] = entry.seq;
+    if (!items.add(std::move(item))) {
+      more = true;
+      break;
+    }
+    last = &entry;
+  }
+  json::object result{{"messages", items.take()}};
+  result["next"] = more && last ? json::value(last->message_id) : json::value(nullptr);
+  result["next_seq"] = more && last ? json::value(last->seq) : json::value(nullptr);
+  return result;
+}
 
 JobResult get_message(Context& context, const json::object& params) {
   auto job = jobs::GetMessage::decode(params);
@@ -79,28 +84,10 @@ JobResult list_messages(Context& context, const json::object& params) {
   auto page = context.store.inbox_range(user, query);
   if (!page) return unavailable(page.error());
 
-  PageBuilder items;
-  const store::InboxEntry* last = nullptr;
-  bool more = page->more;
-  for (const auto& entry : page->entries) {
-    auto message = read_message(context.store, entry.message_id);
-    if (!message) {
-      if (message.error().code == ErrorCode::not_found) continue;  // cannot happen: stored before its entry
-      return message.error();
-    }
-    json::object item = core::to_json(*message);
-    item["seq"] = entry.seq;
-    if (!items.add(std::move(item))) {
-      more = true;
-      break;
-    }
-    last = &entry;
-  }
-  json::object result{{"messages", items.take()}};
-  result["next"] = more && last ? json::value(last->message_id) : json::value(nullptr);
-  result["next_seq"] = more && last ? json::value(last->seq) : json::value(nullptr);
-  if (*after) result["after_seq"] = **after;  // the cursor as a seq (after=<id> resolved)
-  return result;
+  auto result = messages_page(context, *page);
+  if (!result) return result.error();
+  if (*after) (*result)["after_seq"] = **after;  // the cursor as a seq (after=<id> resolved)
+  return std::move(*result);
 }
 
 // A message's webhook attempts in order (per subscription, then attempt);

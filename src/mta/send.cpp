@@ -38,6 +38,11 @@ std::vector<std::string> inboxes_of(const core::Message& message) {
   return inboxes;
 }
 
+// The message as the store takes it: its inboxes are the sender's, then the receiver's.
+store::NewMessage row_of(const core::Message& message) {
+  return store::NewMessage{message.message_id, json::serialize(core::to_json(message)), inboxes_of(message)};
+}
+
 // The message's seq in each of its inboxes.
 jobs::Seqs seqs_of(const core::Message& message, const std::vector<std::uint64_t>& seqs) {
   jobs::Seqs out;
@@ -92,8 +97,7 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     std::vector<store::NewMessage> rows;
     for (std::size_t p = position; p < valid.size(); ++p) {
       const auto& message = messages[valid[p]];
-      rows.push_back(store::NewMessage{message.message_id, json::serialize(core::to_json(message)),
-                                       inboxes_of(message)});
+      rows.push_back(row_of(message));
     }
     const auto stored = context.store.store_messages(rows);
     for (const auto& given : stored.seqs) {
@@ -121,12 +125,14 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     }
     messages[i] = *existing;
     std::vector<std::uint64_t> repaired;
-    for (const auto& user : inboxes_of(messages[i])) {
-      auto seq = context.store.inbox_append(user, messages[i].message_id);
+    const store::NewMessage row = row_of(messages[i]);
+    for (std::size_t inbox = 0; inbox < row.inboxes.size(); ++inbox) {
+      const auto side = store::side_of(row, inbox);
+      auto seq = context.store.inbox_append(row.inboxes[inbox], row.message_id, side.peer, side.received);
       if (!seq) break;
       repaired.push_back(*seq);
     }
-    if (repaired.size() != inboxes_of(messages[i]).size()) {
+    if (repaired.size() != row.inboxes.size()) {
       fail_from(position, Error::of(ErrorCode::unavailable, "repairing the inbox entries of a message"));
       break;
     }

@@ -1,10 +1,10 @@
 // Redis backend: the Store operations as Redis commands, on one node or routed by slot.
+#include "store/redis_detail.hpp"
 #include "store/redis_store.hpp"
 
-#include "core/config.hpp"
 #include "store/buckets.hpp"
-#include "store/redis_cluster.hpp"
 #include "store/redis_node.hpp"
+#include "store/redis_scripts.hpp"
 
 #include <fmt/core.h>
 #include <hiredis/hiredis.h>
@@ -12,18 +12,13 @@
 #include <charconv>
 #include <functional>
 
-namespace intercomm::store {
+namespace intercomm::store::redis_detail {
 namespace {
 
 using core::Error;
 using core::ErrorCode;
 using redis::Command;
 using redis::Reply;
-
-// Runs a pipeline on the node that owns `routing_key`; for a write (`durable`),
-// as NodePool::durable_pipeline does.
-using Executor = std::function<core::Result<std::vector<Reply>>(
-    std::string_view routing_key, const std::vector<Command>& commands, bool durable)>;
 
 std::string value_key(const Bucket& bucket, std::string_view key) {
   return fmt::format("rh:{}:{}:{}", bucket.type, bucket.name, key);
@@ -32,55 +27,6 @@ std::string value_key(const Bucket& bucket, std::string_view key) {
 std::string index_key_of(const Bucket& bucket, std::string_view index_key) {
   return fmt::format("rh:idx:{{{}}}:{}:{}", index_key, bucket.type, bucket.name);
 }
-
-// A user's inbox: the last seq given (a counter) and a sorted set of message
-// ids scored by seq. The hash tag keeps both in one cluster slot, so one
-// script updates them together.
-std::string inbox_last_key(std::string_view user) {
-  return fmt::format("rh:inbox:{{{}}}:last", user);
-}
-std::string inbox_set_key(std::string_view user) {
-  return fmt::format("rh:inbox:{{{}}}:seq", user);
-}
-
-// KEYS: last, set. ARGV: message id. The id's seq, appending it when absent.
-constexpr std::string_view kInboxAppendScript = R"lua(
-local seq = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if seq then return tonumber(seq) end
-seq = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], seq, ARGV[1])
-return seq
-)lua";
-
-// Stores messages in order, each once, and appends each to its inboxes.
-// ARGV: count, then per message: id, value, number of inboxes. KEYS: per
-// message: its key, then per inbox: last, set. Returns {seqs} or, stopping at
-// the first id already stored, {seqs, its 1-based index, its value}.
-constexpr std::string_view kStoreMessagesScript = R"lua(
-local key, arg, stored = 1, 2, {}
-for m = 1, tonumber(ARGV[1]) do
-  local id, value, inboxes = ARGV[arg], ARGV[arg + 1], tonumber(ARGV[arg + 2])
-  arg = arg + 3
-  local existing = redis.call('GET', KEYS[key])
-  if existing then return {stored, m, existing} end
-  redis.call('SET', KEYS[key], value)
-  key = key + 1
-  local seqs = {}
-  for i = 1, inboxes do
-    local seq = redis.call('ZSCORE', KEYS[key + 1], id)
-    if seq then
-      seq = tonumber(seq)
-    else
-      seq = redis.call('INCR', KEYS[key])
-      redis.call('ZADD', KEYS[key + 1], seq, id)
-    end
-    seqs[i] = seq
-    key = key + 2
-  end
-  stored[#stored + 1] = seqs
-end
-return {stored}
-)lua";
 
 std::optional<std::uint64_t> number_of(const redisReply* reply) {
   if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0)
@@ -177,24 +123,23 @@ class RedisStore final : public Store {
     StoredMessages out;
     if (messages.empty()) return out;
     std::vector<std::string> keys;
-    std::vector<std::string> counts{std::to_string(messages.size())};
+    std::vector<std::string> args{std::to_string(messages.size())};  // as the script reads ARGV
     for (const auto& message : messages) {
       keys.push_back(value_key(kMessages, message.message_id));
-      for (const auto& user : message.inboxes) {
-        keys.push_back(inbox_last_key(user));
-        keys.push_back(inbox_set_key(user));
+      args.push_back(message.message_id);
+      args.push_back(message.value);
+      args.push_back(std::to_string(message.inboxes.size()));
+      for (std::size_t inbox = 0; inbox < message.inboxes.size(); ++inbox) {
+        const auto side = side_of(message, inbox);
+        for (auto& key : append_keys(message.inboxes[inbox], side.peer)) keys.push_back(std::move(key));
+        args.emplace_back(side.peer);
+        args.emplace_back(side.received ? "1" : "0");
       }
-      counts.push_back(std::to_string(message.inboxes.size()));
     }
     const std::string key_count = std::to_string(keys.size());
     Command command{"EVAL", kStoreMessagesScript, key_count};
     command.insert(command.end(), keys.begin(), keys.end());
-    command.emplace_back(counts[0]);
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-      command.emplace_back(messages[i].message_id);
-      command.emplace_back(messages[i].value);
-      command.emplace_back(counts[i + 1]);
-    }
+    command.insert(command.end(), args.begin(), args.end());
     auto reply = write(keys.front(), std::move(command));
     if (!reply) {
       out.error = reply.error();
@@ -230,10 +175,14 @@ class RedisStore final : public Store {
     return out;
   }
 
-  core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id) override {
-    const std::string last = inbox_last_key(user);
-    const std::string set = inbox_set_key(user);
-    auto reply = write(last, {"EVAL", kInboxAppendScript, "2", last, set, message_id});
+  core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id,
+                                           std::string_view peer, bool received) override {
+    const auto keys = append_keys(user, peer);
+    static_assert(kAppendKeys == 6);
+    Command command{"EVAL", kInboxAppendScript, "6"};
+    command.insert(command.end(), keys.begin(), keys.end());
+    command.insert(command.end(), {message_id, peer, received ? "1" : "0"});
+    auto reply = write(keys.front(), std::move(command));
     if (!reply) return reply.error();
     auto seq = number_of(reply->get());
     if (!seq) return unexpected("EVAL inbox_append");
@@ -262,7 +211,99 @@ class RedisStore final : public Store {
   }
 
   core::Result<InboxPage> inbox_range(std::string_view user, const InboxQuery& query) override {
-    const std::string set = inbox_set_key(user);
+    return seq_range(inbox_set_key(user), query);
+  }
+
+  core::Result<ConversationsPage> conversations(std::string_view user, std::optional<std::uint64_t> before_seq,
+                                                std::size_t limit) override {
+    const std::string list = conversations_key(user);
+    const std::string high = before_seq ? "(" + std::to_string(*before_seq) : "+inf";
+    const std::string count = std::to_string(limit + 1);  // one more: is there a next page?
+    auto reply = read(list, {"ZREVRANGEBYSCORE", list, high, "-inf", "LIMIT", "0", count});
+    if (!reply) return reply.error();
+    if ((*reply)->type != REDIS_REPLY_ARRAY) return unexpected("ZREVRANGEBYSCORE");
+    ConversationsPage page;
+    page.more = (*reply)->elements > limit;
+    std::vector<std::string> peers;
+    for (std::size_t i = 0; i < (*reply)->elements && i < limit; ++i) {
+      const redisReply* peer = (*reply)->element[i];
+      if (peer->type != REDIS_REPLY_STRING) return unexpected("ZREVRANGEBYSCORE");
+      peers.emplace_back(peer->str, peer->len);
+    }
+    if (peers.empty()) return page;
+    // Every summary in one round trip: the keys share the user's slot.
+    std::vector<std::string> keys;
+    keys.reserve(2 * peers.size());
+    std::vector<Command> commands;
+    for (const auto& peer : peers) {
+      keys.push_back(conversation_key(user, 'h', peer));
+      keys.push_back(conversation_key(user, 'r', peer));
+    }
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      commands.push_back(Command{"EVAL", kConversationScript, "2", keys[2 * i], keys[2 * i + 1]});
+    }
+    auto replies = checked(list, commands);
+    if (!replies) return replies.error();
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      auto conversation = summary_of((*replies)[i].get(), peers[i]);
+      if (!conversation) return conversation.error();
+      if (*conversation) page.conversations.push_back(std::move(**conversation));
+    }
+    return page;
+  }
+
+  core::Result<std::optional<Conversation>> conversation(std::string_view user, std::string_view peer) override {
+    const std::string hash = conversation_key(user, 'h', peer);
+    const std::string received = conversation_key(user, 'r', peer);
+    auto reply = read(hash, {"EVAL", kConversationScript, "2", hash, received});
+    if (!reply) return reply.error();
+    return summary_of(reply->get(), peer);
+  }
+
+  core::Result<InboxPage> conversation_range(std::string_view user, std::string_view peer,
+                                             const InboxQuery& query) override {
+    return seq_range(conversation_key(user, 'm', peer), query);
+  }
+
+  core::Result<Conversation> mark_read(const ReadMark& mark) override {
+    const std::string hash = conversation_key(mark.user, 'h', mark.peer);
+    const std::string received = conversation_key(mark.user, 'r', mark.peer);
+    const std::string marks = conversation_key(mark.user, 'k', mark.peer);
+    const std::string seq = std::to_string(mark.seq);
+    auto reply = write(hash, {"EVAL", kMarkReadScript, "3", hash, received, marks, seq, mark.at});
+    if (!reply) return reply.error();
+    auto conversation = summary_of(reply->get(), mark.peer);
+    if (!conversation) return conversation.error();
+    if (!*conversation) return Conversation{mark.peer, 0, {}, 0, 0};  // no conversation: nothing marked
+    return std::move(**conversation);
+  }
+
+  core::Result<std::optional<std::string>> read_at(std::string_view user, std::string_view peer,
+                                                   std::uint64_t seq) override {
+    const std::string marks = conversation_key(user, 'k', peer);
+    auto reply = read(marks, {"ZRANGEBYSCORE", marks, std::to_string(seq), "+inf", "LIMIT", "0", "1"});
+    if (!reply) return reply.error();
+    if ((*reply)->type != REDIS_REPLY_ARRAY) return unexpected("ZRANGEBYSCORE");
+    if ((*reply)->elements == 0) return std::optional<std::string>();
+    const redisReply* member = (*reply)->element[0];
+    const std::string_view text(member->str, member->type == REDIS_REPLY_STRING ? member->len : 0);
+    const auto colon = text.find(':');
+    if (colon == std::string_view::npos) return unexpected("ZRANGEBYSCORE");
+    return std::optional<std::string>(std::string(text.substr(colon + 1)));
+  }
+
+  bool ping() override {
+    auto reply = read("ping", {"PING"});
+    return reply && (*reply)->type == REDIS_REPLY_STATUS;
+  }
+
+ private:
+  static Error unexpected(std::string_view what) {
+    return Error::of(ErrorCode::unavailable, fmt::format("store: unexpected Redis reply to {}", what));
+  }
+
+  // A page of a sorted set of message ids scored by seq, as inbox_range pages.
+  core::Result<InboxPage> seq_range(const std::string& set, const InboxQuery& query) {
     const std::string count = std::to_string(query.limit + 1);  // one more: is there a next page?
     const std::string low = query.after_seq ? "(" + std::to_string(*query.after_seq) : "-inf";
     const std::string high = query.before_seq ? "(" + std::to_string(*query.before_seq) : "+inf";
@@ -284,14 +325,18 @@ class RedisStore final : public Store {
     return page;
   }
 
-  bool ping() override {
-    auto reply = read("ping", {"PING"});
-    return reply && (*reply)->type == REDIS_REPLY_STATUS;
-  }
-
- private:
-  static Error unexpected(std::string_view what) {
-    return Error::of(ErrorCode::unavailable, fmt::format("store: unexpected Redis reply to {}", what));
+  // The summary script's reply: {last_seq, last_id, read_seq, unread} or nil.
+  static core::Result<std::optional<Conversation>> summary_of(const redisReply* reply, std::string_view peer) {
+    if (reply->type == REDIS_REPLY_NIL) return std::optional<Conversation>();
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 || reply->element[1]->type != REDIS_REPLY_STRING)
+      return unexpected("EVAL conversation");
+    const auto last_seq = number_of(reply->element[0]);
+    const auto read_seq = number_of(reply->element[2]);
+    const auto unread = number_of(reply->element[3]);
+    if (!last_seq || !read_seq || !unread) return unexpected("EVAL conversation");
+    return std::optional<Conversation>(Conversation{std::string(peer), *last_seq,
+                                                    std::string(reply->element[1]->str, reply->element[1]->len),
+                                                    *read_seq, *unread});
   }
 
   // The replies of one pipeline, with Redis error replies turned into errors.
@@ -326,77 +371,8 @@ class RedisStore final : public Store {
 
 }  // namespace
 
-core::Result<RedisOptions> parse_redis_url(std::string_view url) {
-  RedisOptions options;
-  std::string_view rest;
-  if (url.starts_with("redis://")) {
-    rest = url.substr(8);
-  } else if (url.starts_with("redis-cluster://")) {
-    rest = url.substr(16);
-    options.cluster = true;
-  } else {
-    return Error::of(ErrorCode::invalid_params,
-                     fmt::format("'{}': must be redis://HOST:PORT or redis-cluster://HOST:PORT,...", url));
-  }
-  options.durability = options.cluster ? RedisOptions::Durability::replica : RedisOptions::Durability::local;
-  if (const auto query = rest.find('?'); query != std::string_view::npos) {
-    const std::string_view setting = rest.substr(query + 1);
-    rest = rest.substr(0, query);
-    if (setting == "durability=local") {
-      options.durability = RedisOptions::Durability::local;
-    } else if (setting == "durability=replica") {
-      options.durability = RedisOptions::Durability::replica;
-    } else {
-      return Error::of(
-          ErrorCode::invalid_params,
-          fmt::format("'{}': the only setting is ?durability=local or ?durability=replica", url));
-    }
-  }
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  options.nodes.clear();
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    auto host_port = core::parse_host_port(rest.substr(0, comma));
-    if (!host_port || host_port->port == 0) {
-      return Error::of(ErrorCode::invalid_params, fmt::format("'{}': every node must be HOST:PORT", url));
-    }
-    options.nodes.emplace_back(host_port->host, host_port->port);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-  }
-  if (options.nodes.empty() || (!options.cluster && options.nodes.size() != 1)) {
-    return Error::of(ErrorCode::invalid_params,
-                     fmt::format("'{}': must name one node (redis://HOST:PORT)", url));
-  }
-  return options;
+std::unique_ptr<Store> make_redis_store(Executor executor, bool cluster) {
+  return std::make_unique<RedisStore>(std::move(executor), cluster);
 }
 
-core::Result<std::unique_ptr<Store>> open_redis(const RedisOptions& options) {
-  Executor executor;
-  const bool replica = options.durability == RedisOptions::Durability::replica;
-  const auto wait = options.timeout;
-  if (options.cluster) {
-    auto router = std::make_shared<redis::ClusterRouter>(
-        redis::ClusterOptions{options.nodes, options.timeout, options.pool_size, options.retry_budget});
-    if (auto loaded = router->refresh(); !loaded) return loaded.error();
-    executor = [router, replica, wait](std::string_view key, const std::vector<Command>& commands,
-                                       bool durable) {
-      bool degraded = false;
-      return durable && replica ? router->durable_pipeline(key, commands, wait, degraded)
-                                : router->pipeline(key, commands);
-    };
-  } else {
-    if (options.nodes.size() != 1)
-      return Error::of(ErrorCode::invalid_params, "store: standalone Redis takes one node");
-    auto pool = std::make_shared<redis::NodePool>(options.nodes[0].first, options.nodes[0].second,
-                                                  options.timeout, options.pool_size);
-    executor = [pool, replica, wait](std::string_view, const std::vector<Command>& commands, bool durable) {
-      bool degraded = false;
-      return durable && replica ? pool->durable_pipeline(commands, wait, degraded) : pool->pipeline(commands);
-    };
-  }
-  auto store = std::make_unique<RedisStore>(std::move(executor), options.cluster);
-  if (!store->ping()) return Error::of(ErrorCode::unavailable, "store: Redis does not answer PING");
-  return std::unique_ptr<Store>(std::move(store));
-}
-
-}  // namespace intercomm::store
+}  // namespace intercomm::store::redis_detail

@@ -2,6 +2,8 @@
 #include "store/rocksdb_store.hpp"
 
 #include "store/buckets.hpp"
+#include "store/rocksdb_conversations.hpp"
+#include "store/rocksdb_keys.hpp"
 
 #include <fmt/core.h>
 #include <rocksdb/db.h>
@@ -22,67 +24,12 @@ namespace {
 
 using core::Error;
 using core::ErrorCode;
-
-// Appends a 4-byte big-endian length and the bytes: prefixes of different
-// components can never run into each other.
-void append_component(std::string& out, std::string_view part) {
-  const auto size = static_cast<std::uint32_t>(part.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((size >> shift) & 0xFF));
-  out.append(part);
-}
-
-std::string value_key(const Bucket& bucket, std::string_view key) {
-  std::string out;
-  out.reserve(9 + bucket.type.size() + bucket.name.size() + key.size());  // one allocation per call
-  out = "v";
-  append_component(out, bucket.type);
-  append_component(out, bucket.name);
-  out.append(key);
-  return out;
-}
-
-std::string index_prefix(const Bucket& bucket, std::string_view index_key) {
-  std::string out;
-  out.reserve(13 + bucket.type.size() + bucket.name.size() + index_key.size() + 26);  // room for an entry
-  out = "i";
-  append_component(out, bucket.type);
-  append_component(out, bucket.name);
-  append_component(out, index_key);
-  return out;
-}
-
-// The smallest string greater than every string starting with `prefix`.
-std::optional<std::string> prefix_successor(std::string prefix) {
-  while (!prefix.empty()) {
-    auto& last = reinterpret_cast<unsigned char&>(prefix.back());
-    if (last != 0xFF) {
-      ++last;
-      return prefix;
-    }
-    prefix.pop_back();
-  }
-  return std::nullopt;
-}
+using namespace rocks;  // the key layout
 
 // Inbox keys: the last seq given (per user), an entry per seq (value: the
 // message id), and the seq of each message id (per user).
 const Bucket kInboxLast = bucket("inbox_last");
 const Bucket kInboxSeq = bucket("inbox_seq");
-
-std::string big_endian(std::uint64_t value) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = static_cast<char>(value & 0xFF);
-    value >>= 8;
-  }
-  return out;
-}
-
-std::uint64_t from_big_endian(std::string_view bytes) {
-  std::uint64_t value = 0;
-  for (char byte : bytes.substr(0, 8)) value = (value << 8) | static_cast<unsigned char>(byte);
-  return value;
-}
 
 std::string inbox_entry_key(std::string_view user, std::uint64_t seq) {
   return index_prefix(kInbox, user) + big_endian(seq);
@@ -93,11 +40,6 @@ std::string inbox_seq_key(std::string_view user, std::string_view message_id) {
   append_component(key, user);
   key.append(message_id);
   return value_key(kInboxSeq, key);
-}
-
-Error failure(const rocksdb::Status& status, std::string_view what) {
-  return Error::of(ErrorCode::unavailable,
-                   fmt::format("store: rocksdb {} failed: {}", what, status.ToString()));
 }
 
 class RocksStore final : public Store {
@@ -232,6 +174,7 @@ class RocksStore final : public Store {
     const auto locks = lock_stripes(stripes);
 
     rocksdb::WriteBatch batch;
+    ConversationBatch conversations(*db_);
     std::map<std::string, std::uint64_t, std::less<>> last;    // inbox -> last seq, as this batch leaves it
     std::map<std::string, std::string, std::less<>> in_batch;  // message key -> value, written by this batch
     for (std::size_t i = 0; i < messages.size() && !out.existing_index; ++i) {
@@ -249,10 +192,14 @@ class RocksStore final : public Store {
         batch.Put(key, message.value);
         in_batch.emplace(key, message.value);
         std::vector<std::uint64_t> seqs;
-        for (const auto& user : message.inboxes) {
+        for (std::size_t inbox = 0; inbox < message.inboxes.size(); ++inbox) {
+          const std::string& user = message.inboxes[inbox];
           auto seq = next_seq(last, user);
-          if (!seq) {
-            out.error = seq.error();
+          const auto side = side_of(message, inbox);
+          auto added = seq ? conversations.add(batch, user, side.peer, *seq, message.message_id, side.received)
+                           : core::Result<void>(seq.error());
+          if (!added) {
+            out.error = added.error();
             return out;
           }
           batch.Put(inbox_entry_key(user, *seq), message.message_id);
@@ -266,6 +213,7 @@ class RocksStore final : public Store {
       out.existing_value = std::move(existing);
     }
     for (const auto& [user, seq] : last) batch.Put(value_key(kInboxLast, user), big_endian(seq));
+    conversations.finish(batch);
     if (batch.Count() > 0) {
       if (const auto status = db_->Write(write_, &batch); !status.ok()) {
         StoredMessages failed;
@@ -276,7 +224,8 @@ class RocksStore final : public Store {
     return out;
   }
 
-  core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id) override {
+  core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id,
+                                           std::string_view peer, bool received) override {
     std::lock_guard lock(stripes_[stripe_of(user)]);
     auto known = inbox_seq(user, message_id);
     if (!known) return known.error();
@@ -285,6 +234,9 @@ class RocksStore final : public Store {
     auto seq = next_seq(last, user);
     if (!seq) return seq.error();
     rocksdb::WriteBatch batch;
+    ConversationBatch conversations(*db_);
+    if (auto added = conversations.add(batch, user, peer, *seq, message_id, received); !added) return added.error();
+    conversations.finish(batch);
     batch.Put(inbox_entry_key(user, *seq), rocksdb::Slice(message_id.data(), message_id.size()));
     batch.Put(inbox_seq_key(user, message_id), big_endian(*seq));
     batch.Put(value_key(kInboxLast, user), big_endian(*seq));
@@ -310,34 +262,33 @@ class RocksStore final : public Store {
   }
 
   core::Result<InboxPage> inbox_range(std::string_view user, const InboxQuery& query) override {
-    const std::string prefix = index_prefix(kInbox, user);
-    const std::uint64_t low = query.after_seq.value_or(0);  // exclusive
-    const std::uint64_t high = query.before_seq.value_or(std::numeric_limits<std::uint64_t>::max());
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    InboxPage page;
-    if (high <= low + 1) return page;  // no seq fits between the bounds
-    const auto take = [&]() -> bool {  // false once outside the range
-      if (!it->Valid()) return false;
-      const auto key = it->key();
-      if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) return false;
-      const std::uint64_t seq = from_big_endian(std::string_view(key.data() + prefix.size(), 8));
-      if (seq <= low || seq >= high) return false;
-      if (page.entries.size() == query.limit) {
-        page.more = true;
-        return false;
-      }
-      page.entries.push_back(InboxEntry{seq, it->value().ToString()});
-      return true;
-    };
-    if (query.order == Order::ascending) {
-      for (it->Seek(prefix + big_endian(low + 1)); it->Valid() && take(); it->Next()) {
-      }
-    } else {
-      for (it->SeekForPrev(prefix + big_endian(high - 1)); it->Valid() && take(); it->Prev()) {
-      }
-    }
-    if (!it->status().ok()) return failure(it->status(), "range");
-    return page;
+    return seq_range(*db_, index_prefix(kInbox, user), query,
+                     [](std::string_view value) { return std::string(value); });
+  }
+
+  core::Result<ConversationsPage> conversations(std::string_view user, std::optional<std::uint64_t> before_seq,
+                                                std::size_t limit) override {
+    return ConversationReader(*db_).list(user, before_seq, limit);
+  }
+
+  core::Result<std::optional<Conversation>> conversation(std::string_view user, std::string_view peer) override {
+    return ConversationReader(*db_).get(user, peer);
+  }
+
+  core::Result<InboxPage> conversation_range(std::string_view user, std::string_view peer,
+                                             const InboxQuery& query) override {
+    return ConversationReader(*db_).range(user, peer, query);
+  }
+
+  // Under the user's stripe: a message landing meanwhile is counted once.
+  core::Result<Conversation> mark_read(const ReadMark& mark) override {
+    std::lock_guard lock(stripes_[stripe_of(mark.user)]);
+    return ConversationReader(*db_).mark_read(write_, mark);
+  }
+
+  core::Result<std::optional<std::string>> read_at(std::string_view user, std::string_view peer,
+                                                   std::uint64_t seq) override {
+    return ConversationReader(*db_).read_at(user, peer, seq);
   }
 
   bool ping() override { return true; }

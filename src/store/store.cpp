@@ -28,8 +28,9 @@ StoredMessages Store::store_messages_in_steps(std::span<const NewMessage> messag
       return out;
     }
     std::vector<std::uint64_t> seqs;
-    for (const auto& user : message.inboxes) {
-      auto seq = inbox_append(user, message.message_id);
+    for (std::size_t inbox = 0; inbox < message.inboxes.size(); ++inbox) {
+      const auto side = side_of(message, inbox);
+      auto seq = inbox_append(message.inboxes[inbox], message.message_id, side.peer, side.received);
       if (!seq) {
         out.error = seq.error();
         return out;

@@ -63,12 +63,40 @@ struct InboxPage {
   bool more = false;                // entries past the last one match the query too
 };
 
-// A message to store and the inboxes it lands in (its sender's and its
-// receiver's; one when they are the same user).
+// A message to store and the inboxes it lands in: its sender's, then its
+// receiver's (one when they are the same user). Each inbox's owner has a
+// conversation with the other one (with themselves for a note to self),
+// which the same write keeps up to date.
 struct NewMessage {
   std::string message_id;
   std::string value;  // what get() returns for it from bucket `message`
   std::vector<std::string> inboxes;
+};
+
+// One user's conversation with one peer, as kept by the writes that store
+// their messages: no scan of the inbox to answer it.
+struct Conversation {
+  std::string peer;
+  std::uint64_t last_seq = 0;    // the newest message between them: its seq in the user's inbox
+  std::string last_message_id;
+  std::uint64_t read_seq = 0;    // the user's read marker, a seq of their inbox (0: nothing read)
+  std::uint64_t unread = 0;      // messages from the peer with a seq after read_seq
+
+  friend bool operator==(const Conversation&, const Conversation&) = default;
+};
+
+// A user's conversations, newest activity (highest last_seq) first.
+struct ConversationsPage {
+  std::vector<Conversation> conversations;
+  bool more = false;  // older ones follow: ask again with before_seq = the last one's last_seq
+};
+
+// The read marker's move (Store::mark_read).
+struct ReadMark {
+  std::string user;
+  std::string peer;
+  std::uint64_t seq = 0;  // a seq of the user's inbox, at most the conversation's last_seq
+  std::string at;         // when (RFC 3339): Store::read_at answers it
 };
 
 // What became of the messages of one store_messages() call, in order.
@@ -129,9 +157,12 @@ class Store {
   // in order.
   virtual StoredMessages store_messages(std::span<const NewMessage> messages) = 0;
 
-  // Appends `message_id` to `user`'s inbox unless it is there already;
-  // returns its seq either way (idempotent: a retry after a failure is safe).
-  virtual core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id) = 0;
+  // Appends `message_id` to `user`'s inbox, and to their conversation with
+  // `peer` (`received`: the peer sent it, so it counts as unread), unless it
+  // is there already; returns its seq either way (idempotent: a retry after
+  // a failure is safe).
+  virtual core::Result<std::uint64_t> inbox_append(std::string_view user, std::string_view message_id,
+                                                   std::string_view peer, bool received) = 0;
 
   // The seq of `message_id` in `user`'s inbox, or none.
   virtual core::Result<std::optional<std::uint64_t>> inbox_seq(std::string_view user,
@@ -142,6 +173,36 @@ class Store {
 
   virtual core::Result<InboxPage> inbox_range(std::string_view user, const InboxQuery& query) = 0;
 
+  // Conversations: kept by store_messages() and inbox_append() in the same
+  // atomic step as the inbox entry (RocksDB: the same WriteBatch; Redis: the
+  // same script, every key of a user in the user's cluster slot).
+
+  // A page of `user`'s conversations, newest activity first, those with a
+  // last_seq below `before_seq` when it is given.
+  virtual core::Result<ConversationsPage> conversations(std::string_view user,
+                                                        std::optional<std::uint64_t> before_seq,
+                                                        std::size_t limit) = 0;
+
+  // `user`'s conversation with `peer`, or none when they have no message.
+  virtual core::Result<std::optional<Conversation>> conversation(std::string_view user,
+                                                                 std::string_view peer) = 0;
+
+  // A page of the messages between `user` and `peer`, by their seqs in
+  // `user`'s inbox (as inbox_range).
+  virtual core::Result<InboxPage> conversation_range(std::string_view user, std::string_view peer,
+                                                     const InboxQuery& query) = 0;
+
+  // Moves the user's read marker in the conversation forward to mark.seq (a
+  // lower seq leaves it where it is) and records when; returns the
+  // conversation as it is after. The caller checks that the conversation
+  // exists and that mark.seq is not past its last_seq.
+  virtual core::Result<Conversation> mark_read(const ReadMark& mark) = 0;
+
+  // When `user`'s read marker in their conversation with `peer` first
+  // reached `seq` (or passed it), or none when it has not yet.
+  virtual core::Result<std::optional<std::string>> read_at(std::string_view user, std::string_view peer,
+                                                           std::uint64_t seq) = 0;
+
   // True when the backend answers (for readiness checks).
   virtual bool ping() = 0;
 
@@ -151,5 +212,17 @@ class Store {
   // that cannot write keys of different shards together (Redis Cluster).
   StoredMessages store_messages_in_steps(std::span<const NewMessage> messages);
 };
+
+// The conversation that inbox `index` of `message` belongs to: the other
+// inbox's owner, and whether they sent it (the receiver's inbox is the
+// second).
+struct InboxSide {
+  std::string_view peer;
+  bool received = false;
+};
+inline InboxSide side_of(const NewMessage& message, std::size_t index) {
+  if (message.inboxes.size() < 2) return {message.inboxes.at(index), false};
+  return {message.inboxes.at(1 - index), index == 1};
+}
 
 }  // namespace intercomm::store

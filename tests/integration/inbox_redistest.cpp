@@ -93,9 +93,9 @@ TEST_P(InboxConformance, AStoredIdStopsTheCallSoItsInboxEntriesCanBeRepairedFirs
   EXPECT_EQ(all(bob).size(), 2U);
 
   // Repairing is idempotent: the seq it already has.
-  EXPECT_EQ(*store_->inbox_append(bob, first.message_id), 1U);
-  EXPECT_EQ(*store_->inbox_append(bob, batch[2].message_id), 3U);
-  EXPECT_EQ(*store_->inbox_append(bob, batch[2].message_id), 3U);
+  EXPECT_EQ(*store_->inbox_append(bob, first.message_id, alice, true), 1U);
+  EXPECT_EQ(*store_->inbox_append(bob, batch[2].message_id, alice, true), 3U);
+  EXPECT_EQ(*store_->inbox_append(bob, batch[2].message_id, alice, true), 3U);
   EXPECT_EQ(*store_->inbox_last_seq(bob), 3U);
 }
 

@@ -1,0 +1,85 @@
+// The conversation jobs' codecs.
+#include "jobs/codec.hpp"
+#include "jobs/jobs.hpp"
+
+namespace intercomm::jobs {
+
+namespace json = boost::json;
+using core::Result;
+using namespace codec;
+
+namespace {
+
+// The user and the peer of a conversation job.
+Result<std::pair<std::string, std::string>> pair_of(const json::object& params) {
+  auto user = user_of(params);
+  if (!user) return user.error();
+  auto peer = user_of(params, "peer");
+  if (!peer) return peer.error();
+  return std::pair{std::move(*user), std::move(*peer)};
+}
+
+}  // namespace
+
+json::object ListConversations::encode() const {
+  json::object params{{"user", user}};
+  set_if(params, "before", before);
+  if (limit) params["limit"] = *limit;
+  return params;
+}
+
+Result<ListConversations> ListConversations::decode(const json::object& params, const PageBounds& bounds) {
+  if (auto ok = only(params, {"user", "before", "limit"}); !ok) return ok.error();
+  ListConversations job;
+  auto user = user_of(params);
+  if (!user) return user.error();
+  job.user = std::move(*user);
+  auto before = optional_seq(params, "before");
+  if (!before) return before.error();
+  job.before = *before;
+  auto limit = limit_of(params, bounds);
+  if (!limit) return limit.error();
+  job.limit = *limit;
+  return job;
+}
+
+json::object ListConversation::encode() const {
+  json::object params{{"user", user}, {"peer", peer}};
+  set_if(params, "after_seq", after_seq);
+  set_if(params, "before_seq", before_seq);
+  if (limit) params["limit"] = *limit;
+  return params;
+}
+
+Result<ListConversation> ListConversation::decode(const json::object& params, const PageBounds& bounds) {
+  if (auto ok = only(params, {"user", "peer", "after_seq", "before_seq", "limit"}); !ok) return ok.error();
+  auto pair = pair_of(params);
+  if (!pair) return pair.error();
+  ListConversation job;
+  job.user = std::move(pair->first);
+  job.peer = std::move(pair->second);
+  auto after = optional_seq(params, "after_seq");
+  if (!after) return after.error();
+  auto before = optional_seq(params, "before_seq");
+  if (!before) return before.error();
+  job.after_seq = *after;
+  job.before_seq = *before;
+  auto limit = limit_of(params, bounds);
+  if (!limit) return limit.error();
+  job.limit = *limit;
+  return job;
+}
+
+json::object MarkRead::encode() const { return json::object{{"user", user}, {"peer", peer}, {"seq", seq}}; }
+
+Result<MarkRead> MarkRead::decode(const json::object& params) {
+  if (auto ok = only(params, {"user", "peer", "seq"}); !ok) return ok.error();
+  auto pair = pair_of(params);
+  if (!pair) return pair.error();
+  auto seq = optional_seq(params, "seq");
+  if (!seq) return seq.error();
+  if (!*seq) return core::invalid_field("seq", "required: a sequence number (an integer from 0)");
+  return MarkRead{std::move(pair->first), std::move(pair->second), **seq};
+}
+
+}  // namespace intercomm::jobs
