@@ -121,8 +121,9 @@ bool StreamHub::deliver(bus::Envelope& envelope) {
   const auto* seq_value = object ? object->if_contains("seq") : nullptr;
   const auto seq = seq_value ? seq_in(*seq_value) : std::nullopt;
   const auto* type = object ? object->if_contains("type") : nullptr;
-  if (!seq && type != nullptr && type->is_string() && jobs::is_signal(type->get_string())) {
-    // A signal, not a message: to the user's sockets as it comes, not numbered.
+  if (type != nullptr && type->is_string() && jobs::is_signal(type->get_string())) {
+    // A signal, not a message (its seq, if any, is not the socket's number):
+    // to the user's sockets as it comes.
     for (const auto& socket : sockets_of(user)) socket->send_unnumbered(envelope.body);
     return true;
   }

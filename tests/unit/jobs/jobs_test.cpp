@@ -191,3 +191,61 @@ TEST(Jobs, ResultsOfTheWrongShapeAreErrorsNotThrows) {
 
 }  // namespace
 }  // namespace intercomm::jobs
+
+namespace intercomm::jobs {
+namespace {
+
+TEST(ConversationJobs, EachDecodesWhatItsEncodeWrote) {
+  ListConversations list{"bob", 42, 10};
+  auto listed = ListConversations::decode(list.encode(), kBounds);
+  ASSERT_TRUE(listed) << listed.error().message;
+  EXPECT_EQ(listed->user, "bob");
+  EXPECT_EQ(listed->before, std::optional<std::uint64_t>(42));
+  EXPECT_EQ(listed->limit, std::optional<std::size_t>(10));
+  auto defaulted = ListConversations::decode(object_of(R"({"user":"bob"})"), kBounds);
+  ASSERT_TRUE(defaulted);
+  EXPECT_EQ(defaulted->before, std::nullopt);
+  EXPECT_EQ(defaulted->limit, std::optional<std::size_t>(kBounds.fallback));
+
+  ListConversation one{"bob", "alice", 3, 9, 5};
+  auto decoded = ListConversation::decode(one.encode(), kBounds);
+  ASSERT_TRUE(decoded) << decoded.error().message;
+  EXPECT_EQ(decoded->peer, "alice");
+  EXPECT_EQ(decoded->after_seq, std::optional<std::uint64_t>(3));
+  EXPECT_EQ(decoded->before_seq, std::optional<std::uint64_t>(9));
+
+  auto read = MarkRead::decode(MarkRead{"bob", "alice", 7}.encode());
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(read->user, "bob");
+  EXPECT_EQ(read->peer, "alice");
+  EXPECT_EQ(read->seq, 7U);
+}
+
+TEST(ConversationJobs, DecodeRefusesBadParamsNamingTheField) {
+  EXPECT_EQ(refused_field(ListConversations::decode(object_of(R"({"user":"bob","before":-1})"), kBounds)), "before");
+  EXPECT_EQ(refused_field(ListConversations::decode(object_of(R"({"user":"bob","limit":101})"), kBounds)), "limit");
+  EXPECT_EQ(refused_field(ListConversations::decode(object_of(R"({"user":"bob","peer":"x"})"), kBounds)), "peer");
+  EXPECT_EQ(refused_field(ListConversations::decode(object_of(R"({"user":"b o b"})"), kBounds)), "user");
+  EXPECT_EQ(refused_field(ListConversation::decode(object_of(R"({"user":"bob"})"), kBounds)), "peer");
+  EXPECT_EQ(refused_field(ListConversation::decode(object_of(R"({"user":"bob","peer":"a{b}"})"), kBounds)), "peer");
+  EXPECT_EQ(refused_field(ListConversation::decode(object_of(R"({"user":"bob","peer":"al","after_seq":"3"})"),
+                                                   kBounds)),
+            "after_seq");
+  EXPECT_EQ(refused_field(MarkRead::decode(object_of(R"({"user":"bob","peer":"al"})"))), "seq");
+  EXPECT_EQ(refused_field(MarkRead::decode(object_of(R"({"user":"bob","peer":"al","seq":-2})"))), "seq");
+  EXPECT_EQ(refused_field(MarkRead::decode(object_of(R"({"user":"bob","peer":"al","seq":2.5})"))), "seq");
+  EXPECT_EQ(refused_field(MarkRead::decode(object_of(R"({"user":"bob","peer":"al","seq":1,"at":"x"})"))), "at");
+}
+
+TEST(ConversationJobs, SignalsAreLiveNonPersistentFramesForOneUser) {
+  EXPECT_TRUE(is_signal("typing"));
+  EXPECT_TRUE(is_signal("read"));
+  EXPECT_FALSE(is_signal("message"));
+  const auto envelope = signal("bob", json::object{{"type", "read"}, {"seq", 3}});
+  EXPECT_EQ(envelope.routing_key, "user.bob");
+  EXPECT_FALSE(envelope.persistent);
+  EXPECT_EQ(json::parse(envelope.body).at("seq"), 3);
+}
+
+}  // namespace
+}  // namespace intercomm::jobs

@@ -1,0 +1,266 @@
+// The chat features end to end, in `intercomm run` and in split mode (alice
+// on one gateway, bob on the other, over real RabbitMQ and Redis):
+// conversations, the read marker and its live signals, with bad input.
+#include "core/ids.hpp"
+#include "gateway/jwt.hpp"
+#include "support/deployment.hpp"
+#include "support/http_client.hpp"
+#include "support/servers.hpp"
+#include "support/ws_client.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <functional>
+#include <thread>
+
+namespace {
+
+namespace json = boost::json;
+using intercomm::testing::Client;
+using intercomm::testing::WsClient;
+using namespace std::chrono_literals;
+
+constexpr const char* kSecret = "chat-secret-0123456789abcdef0123456789abcdef";
+
+class Chat : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    suffix_ = intercomm::core::new_message_id();
+    alice_ = "alice_" + suffix_;
+    bob_ = "bob_" + suffix_;
+    carol_ = "carol_" + suffix_;
+    deployment_ = std::make_unique<intercomm::testing::Deployment>(GetParam(), kSecret);
+    ASSERT_TRUE(deployment_->started()) << deployment_->error();
+    port_[alice_] = deployment_->port(0);
+    port_[bob_] = deployment_->port(1);
+    port_[carol_] = deployment_->port(0);
+  }
+
+  void TearDown() override {
+    if (deployment_) EXPECT_TRUE(deployment_->stop()) << "a process did not stop cleanly on SIGTERM";
+  }
+
+  std::string token(const std::string& user) { return intercomm::gateway::mint_hs256(kSecret, user, 3600s); }
+
+  // A request as `user`, through their gateway.
+  Client::Response call(const std::string& user, const std::string& method, const std::string& target,
+                        const std::string& body = "") {
+    Client client(port_.at(user));
+    std::vector<std::string> headers{"Authorization: Bearer " + token(user)};
+    if (!body.empty()) headers.push_back("Content-Type: application/json");
+    return client.request(method, target, body, headers);
+  }
+
+  json::value call_json(const std::string& user, const std::string& method, const std::string& target,
+                        int status = 200, const std::string& body = "") {
+    auto response = call(user, method, target, body);
+    EXPECT_EQ(response.status, status) << method << " " << target << ": " << response.body;
+    return response.body.empty() ? json::value() : json::parse(response.body);
+  }
+
+  std::string send(const std::string& from, const std::string& to, const std::string& body) {
+    auto accepted = call_json(from, "POST", "/v1/messages", 202,
+                              json::serialize(json::object{{"receiver", to}, {"body", body}}));
+    return accepted.is_object() ? std::string(accepted.at("message_id").as_string()) : "";
+  }
+
+  // Waits (bounded) until `ready` holds for user's conversations; returns the last list.
+  json::array conversations_when(const std::string& user, const std::function<bool(const json::array&)>& ready,
+                                 const std::string& query = "") {
+    json::array list;
+    for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
+      auto page = call_json(user, "GET", "/v1/users/" + user + "/conversations" + query);
+      if (page.is_object()) list = page.at("conversations").as_array();
+      if (ready(list)) return list;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "the conversations of " << user << " never got there: " << json::serialize(list);
+    return list;
+  }
+
+  static const json::object* find_peer(const json::array& list, const std::string& peer) {
+    for (const auto& item : list) {
+      if (item.at("peer") == peer.c_str()) return &item.as_object();
+    }
+    return nullptr;
+  }
+
+  std::unique_ptr<WsClient> open(const std::string& user) {
+    auto ws = std::make_unique<WsClient>();
+    EXPECT_TRUE(ws->connect(port_.at(user), "/v1/stream", {"Authorization: Bearer " + token(user)}));
+    auto first = ws->read(20s);
+    EXPECT_TRUE(first && json::parse(*first).at("type") == "live") << "no live frame";
+    return ws;
+  }
+
+  // The next frame of `type` on `ws` (others skipped), or an empty object.
+  static json::object next_of(WsClient& ws, std::string_view type) {
+    while (auto text = ws.read(20s)) {
+      auto frame = json::parse(*text).as_object();
+      if (frame.at("type").is_string() && frame.at("type").get_string() == type) return frame;
+    }
+    return {};
+  }
+
+  std::string suffix_, alice_, bob_, carol_;
+  std::map<std::string, std::uint16_t> port_;
+  std::unique_ptr<intercomm::testing::Deployment> deployment_;
+};
+
+TEST_P(Chat, ConversationsAppearOnBothSidesNewestFirstWithUnreadCounts) {
+  for (int i = 0; i < 3; ++i) send(alice_, bob_, "hi " + std::to_string(i));
+  const auto last = send(bob_, alice_, "hello back");
+  send(carol_, bob_, "from carol");
+
+  auto bobs = conversations_when(bob_, [&](const json::array& list) {
+    const auto* with_alice = find_peer(list, alice_);
+    return list.size() == 2 && with_alice && with_alice->at("last_message").at("message_id") == last.c_str();
+  });
+  ASSERT_EQ(bobs.size(), 2U);
+  EXPECT_EQ(bobs[0].at("peer"), carol_.c_str()) << "carol wrote last: her conversation first";
+  const auto& with_alice = *find_peer(bobs, alice_);
+  EXPECT_EQ(with_alice.at("unread").to_number<int>(), 3) << "alice's three, not bob's own";
+  EXPECT_EQ(with_alice.at("read_seq").to_number<int>(), 0);
+  EXPECT_EQ(with_alice.at("last_seq"), with_alice.at("last_message").at("seq"));
+  EXPECT_EQ(with_alice.at("last_message").at("body"), "hello back");
+
+  auto alices = conversations_when(alice_, [&](const json::array& list) { return list.size() == 1; });
+  EXPECT_EQ(alices[0].at("peer"), bob_.c_str());
+  EXPECT_EQ(alices[0].at("unread").to_number<int>(), 1);
+
+  // Pages: one at a time, by `next`.
+  auto first = call_json(bob_, "GET", "/v1/users/" + bob_ + "/conversations?limit=1");
+  ASSERT_EQ(first.at("conversations").as_array().size(), 1U);
+  ASSERT_TRUE(first.at("next").is_number());
+  auto second = call_json(bob_, "GET",
+                          "/v1/users/" + bob_ + "/conversations?limit=1&before=" +
+                              std::to_string(first.at("next").to_number<std::uint64_t>()));
+  ASSERT_EQ(second.at("conversations").as_array().size(), 1U);
+  EXPECT_EQ(second.at("conversations").at(0).at("peer"), alice_.c_str());
+  EXPECT_TRUE(second.at("next").is_null());
+}
+
+TEST_P(Chat, AConversationHoldsTheTwoUsersMessagesOnlyBySeq) {
+  std::vector<std::string> between;
+  for (int i = 0; i < 6; ++i) {
+    between.push_back(i % 2 ? send(bob_, alice_, "b" + std::to_string(i)) : send(alice_, bob_, "a" + std::to_string(i)));
+    send(carol_, bob_, "noise " + std::to_string(i));
+  }
+  conversations_when(bob_, [&](const json::array& list) {
+    const auto* with_alice = find_peer(list, alice_);
+    return with_alice && with_alice->at("last_message").at("message_id") == between.back().c_str() &&
+           find_peer(list, carol_) && find_peer(list, carol_)->at("unread").to_number<int>() == 6;
+  });
+  const std::string path = "/v1/users/" + bob_ + "/conversations/" + alice_ + "/messages";
+  auto newest = call_json(bob_, "GET", path + "?limit=4");
+  auto messages = newest.at("messages").as_array();
+  ASSERT_EQ(messages.size(), 4U);
+  EXPECT_EQ(messages[0].at("message_id"), between[5].c_str()) << "newest first without after_seq";
+  EXPECT_EQ(messages[3].at("message_id"), between[2].c_str());
+  const auto next_seq = newest.at("next_seq").to_number<std::uint64_t>();
+  auto older = call_json(bob_, "GET", path + "?before_seq=" + std::to_string(next_seq));
+  ASSERT_EQ(older.at("messages").as_array().size(), 2U);
+  EXPECT_EQ(older.at("messages").at(1).at("message_id"), between[0].c_str());
+
+  // Oldest first after a seq, and the two users' messages only.
+  const auto first_seq = older.at("messages").at(1).at("seq").to_number<std::uint64_t>();
+  auto after = call_json(bob_, "GET", path + "?after_seq=" + std::to_string(first_seq) + "&limit=100");
+  ASSERT_EQ(after.at("messages").as_array().size(), 5U);
+  std::uint64_t previous = first_seq;
+  for (std::size_t i = 0; i < 5; ++i) {
+    const auto& message = after.at("messages").at(i);
+    EXPECT_EQ(message.at("message_id"), between[i + 1].c_str());
+    EXPECT_GT(message.at("seq").to_number<std::uint64_t>(), previous);
+    previous = message.at("seq").to_number<std::uint64_t>();
+  }
+}
+
+TEST_P(Chat, MarkingReadMovesForwardOnlyAndTellsThePeerLive) {
+  auto alice_socket = open(alice_);
+  auto bob_socket = open(bob_);
+  for (int i = 0; i < 4; ++i) send(alice_, bob_, "m" + std::to_string(i));
+  auto bobs = conversations_when(bob_, [&](const json::array& list) {
+    return find_peer(list, alice_) && find_peer(list, alice_)->at("unread").to_number<int>() == 4;
+  });
+  const auto last_seq = find_peer(bobs, alice_)->at("last_seq").to_number<std::uint64_t>();
+  const std::string read_path = "/v1/users/" + bob_ + "/conversations/" + alice_ + "/read";
+
+  auto marked = call_json(bob_, "POST", read_path, 200, R"({"seq":)" + std::to_string(last_seq - 2) + "}");
+  EXPECT_EQ(marked.at("read_seq").to_number<std::uint64_t>(), last_seq - 2);
+  EXPECT_EQ(marked.at("unread").to_number<int>(), 2);
+
+  // alice (on the other gateway in split mode) learns it, in her own seqs.
+  auto signal = next_of(*alice_socket, "read");
+  ASSERT_FALSE(signal.empty()) << "no read signal reached alice";
+  EXPECT_EQ(signal.at("user"), bob_.c_str());
+  EXPECT_EQ(signal.at("peer"), alice_.c_str());
+  auto alices_view = call_json(alice_, "GET", "/v1/users/" + alice_ + "/conversations/" + bob_ + "/messages?limit=4");
+  EXPECT_EQ(signal.at("seq"), alices_view.at("messages").at(2).at("seq")) << "up to alice's second message";
+  auto own = next_of(*bob_socket, "read");
+  EXPECT_EQ(own.at("seq").to_number<std::uint64_t>(), last_seq - 2) << "bob's other devices, in bob's seqs";
+
+  marked = call_json(bob_, "POST", read_path, 200, R"({"seq":1})");
+  EXPECT_EQ(marked.at("read_seq").to_number<std::uint64_t>(), last_seq - 2) << "never back";
+  marked = call_json(bob_, "POST", read_path, 200, R"({"seq":)" + std::to_string(last_seq) + "}");
+  EXPECT_EQ(marked.at("unread").to_number<int>(), 0);
+  auto listed = call_json(bob_, "GET", "/v1/users/" + bob_ + "/conversations");
+  EXPECT_EQ(find_peer(listed.at("conversations").as_array(), alice_)->at("unread").to_number<int>(), 0);
+  EXPECT_EQ(find_peer(listed.at("conversations").as_array(), alice_)->at("read_seq").to_number<std::uint64_t>(),
+            last_seq);
+}
+
+TEST_P(Chat, BadConversationRequestsGetClearErrors) {
+  send(alice_, bob_, "one");
+  auto bobs = conversations_when(bob_, [&](const json::array& list) { return list.size() == 1; });
+  const auto last_seq = bobs[0].at("last_seq").to_number<std::uint64_t>();
+  const std::string mine = "/v1/users/" + bob_ + "/conversations";
+  const auto error_code = [](const Client::Response& response) {
+    return json::parse(response.body).at("error").at("code").to_number<int>();
+  };
+
+  auto response = call(bob_, "GET", "/v1/users/" + alice_ + "/conversations");
+  EXPECT_EQ(response.status, 403) << "another user's conversations";
+  response = call(bob_, "GET", "/v1/users/" + alice_ + "/conversations/" + bob_ + "/messages");
+  EXPECT_EQ(response.status, 403);
+  response = call(bob_, "POST", "/v1/users/" + alice_ + "/conversations/" + bob_ + "/read", R"({"seq":1})");
+  EXPECT_EQ(response.status, 403);
+
+  response = call(bob_, "GET", mine + "/" + carol_ + "/messages");
+  EXPECT_EQ(response.status, 404) << "no conversation with that peer: " << response.body;
+  EXPECT_EQ(error_code(response), -32004);
+  response = call(bob_, "POST", mine + "/" + carol_ + "/read", R"({"seq":1})");
+  EXPECT_EQ(response.status, 404);
+
+  const std::vector<std::string> bodies{R"({"seq":-1})", R"({"seq":1.5})", R"({"seq":"1"})", R"({})",
+                                       R"({"seq":1,"x":2})", R"([1])",
+                                       R"({"seq":)" + std::to_string(last_seq + 1) + "}"};
+  for (const auto& body : bodies) {
+    response = call(bob_, "POST", mine + "/" + alice_ + "/read", body);
+    EXPECT_EQ(response.status, 400) << body << ": " << response.body;
+    EXPECT_EQ(error_code(response), -32602) << body;
+  }
+  for (const std::string query : {"?before=-1", "?limit=0", "?limit=x", "?after=1", "?before=1&before=2"}) {
+    response = call(bob_, "GET", mine + query);
+    EXPECT_EQ(response.status, 400) << query << ": " << response.body;
+  }
+  for (const std::string query : {"?after_seq=-3", "?before_seq=x", "?limit=0", "?seq=1"}) {
+    response = call(bob_, "GET", mine + "/" + alice_ + "/messages" + query);
+    EXPECT_EQ(response.status, 400) << query << ": " << response.body;
+  }
+  response = call(bob_, "GET", mine + "/al%20ice/messages");
+  EXPECT_EQ(response.status, 400) << "a peer that is no user name";
+  Client anonymous(port_.at(bob_));
+  EXPECT_EQ(anonymous.request("GET", mine, "", {}).status, 401);
+
+  // Nothing above moved the marker.
+  auto after = call_json(bob_, "GET", mine);
+  EXPECT_EQ(after.at("conversations").at(0).at("read_seq").to_number<int>(), 0);
+  EXPECT_EQ(after.at("conversations").at(0).at("unread").to_number<int>(), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Chat, ::testing::Values("embedded", "split"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
