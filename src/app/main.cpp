@@ -130,6 +130,38 @@ intercomm::gateway::StreamOptions stream_options(const Config& config) {
   return options;
 }
 
+// What a gateway hears on its reply queue besides RPC replies: live frames
+// for its sockets, and changes of users' blocks.
+struct Live {
+  std::shared_ptr<intercomm::gateway::StreamHub> stream;
+  std::shared_ptr<intercomm::gateway::BlockList> blocks;
+  intercomm::core::Result<std::unique_ptr<intercomm::bus::RpcClient>> rpc =
+      intercomm::core::Error::of(intercomm::core::ErrorCode::unavailable);
+};
+
+Live open_live(intercomm::bus::Bus& bus, const Config& config) {
+  Live live;
+  live.stream = std::make_shared<intercomm::gateway::StreamHub>(bus, stream_options(config));
+  intercomm::gateway::BlockListOptions block_options;
+  block_options.rpc_timeout = std::chrono::milliseconds(config.rpc_timeout_ms);
+  live.blocks = std::make_shared<intercomm::gateway::BlockList>(bus, block_options);
+  // What was published while the bus was down is gone: sockets read what they
+  // missed from the inboxes, and every cached block list is dropped.
+  bus.on_reconnected([stream = std::weak_ptr(live.stream), blocks = std::weak_ptr(live.blocks)] {
+    if (auto hub = stream.lock()) hub->resync();
+    if (auto list = blocks.lock()) list->forget_all();
+  });
+  live.rpc = intercomm::bus::RpcClient::open(bus, [stream = live.stream, blocks = live.blocks](
+                                                      intercomm::bus::Envelope& e) {
+    return blocks->deliver(e) || stream->deliver(e);
+  });
+  if (!live.rpc) return live;
+  live.stream->set_rpc(**live.rpc);
+  live.blocks->set_rpc(**live.rpc);
+  live.blocks->start();
+  return live;
+}
+
 // intercomm gateway: REST over RabbitMQ until SIGTERM.
 int run_gateway(Config config) {
   intercomm::core::logging::init(config.log_format, config.log_level);
@@ -145,19 +177,14 @@ int run_gateway(Config config) {
   if (!options) return 2;
   auto bus = intercomm::app::connect_rabbitmq(config, "gateway");
   if (!bus) return 1;
-  auto stream = std::make_shared<intercomm::gateway::StreamHub>(*bus, stream_options(config));
-  // Live frames published while the bus was down are gone: sockets read them from the inboxes.
-  bus->on_reconnected([weak = std::weak_ptr(stream)] {
-    if (auto hub = weak.lock()) hub->resync();
-  });
-  auto rpc = intercomm::bus::RpcClient::open(
-      *bus, [stream](intercomm::bus::Envelope& e) { return stream->deliver(e); });
-  if (!rpc) {
-    fmt::print(stderr, "intercomm gateway: {}\n", rpc.error().message);
+  auto live = open_live(*bus, config);
+  if (!live.rpc) {
+    fmt::print(stderr, "intercomm gateway: {}\n", live.rpc.error().message);
     return 1;
   }
-  stream->set_rpc(**rpc);
-  options->stream = stream;
+  options->stream = live.stream;
+  options->blocks = live.blocks;
+  auto& rpc = live.rpc;
   metrics.add_source([bus = bus.get()] { return intercomm::app::dead_letter_metrics(*bus); });
   intercomm::gateway::Router router;
   intercomm::gateway::add_api_routes(router, *bus, **rpc, std::move(*options));
@@ -244,15 +271,14 @@ int run_all_in_one(Config config, const WorkerFlags& flags) {
     fmt::print(stderr, "intercomm run: {}\n", started.error().message);
     return started.error().code == intercomm::core::ErrorCode::invalid_params ? 2 : 1;
   }
-  auto stream = std::make_shared<intercomm::gateway::StreamHub>(*gateway_bus, stream_options(config));
-  auto rpc = intercomm::bus::RpcClient::open(
-      *gateway_bus, [stream](intercomm::bus::Envelope& e) { return stream->deliver(e); });
-  if (!rpc) {
-    fmt::print(stderr, "intercomm run: {}\n", rpc.error().message);
+  auto live = open_live(*gateway_bus, config);
+  if (!live.rpc) {
+    fmt::print(stderr, "intercomm run: {}\n", live.rpc.error().message);
     return 1;
   }
-  stream->set_rpc(**rpc);
-  options->stream = stream;
+  options->stream = live.stream;
+  options->blocks = live.blocks;
+  auto& rpc = live.rpc;
   metrics.add_source([&mta, &mda] {
     return "# HELP intercomm_worker_jobs_total Jobs a worker of this process settled, by outcome.\n"
            "# TYPE intercomm_worker_jobs_total counter\n" +

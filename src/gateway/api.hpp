@@ -4,6 +4,7 @@
 #include "bus/bus.hpp"
 #include "bus/rpc_client.hpp"
 #include "core/message.hpp"
+#include "gateway/blocks.hpp"
 #include "gateway/jwt.hpp"
 #include "gateway/rate_limit.hpp"
 #include "gateway/metrics.hpp"
@@ -29,6 +30,9 @@ struct ApiOptions {
   Metrics* metrics = nullptr;  // GET /metrics renders it; jobs and RPCs are counted in it
   // GET /v1/stream is served when set (its RpcClient must route live messages to it).
   std::shared_ptr<StreamHub> stream;
+  // Receivers' blocks, checked before a message is accepted (its RpcClient
+  // must route block signals to it); null: nobody is refused for a block.
+  std::shared_ptr<BlockList> blocks;
 };
 
 // Adds the routes to `router`. Every /v1 route needs `Authorization: Bearer

@@ -33,7 +33,7 @@ struct Context {
         rpc(r),
         options(std::move(o)),
         guard(options.verifier, options.rate_limits, options.metrics),
-        send{options.limits, options.rpc_timeout, options.publish_timeout, options.metrics} {}
+        send{options.limits, options.rpc_timeout, options.publish_timeout, options.metrics, options.blocks.get()} {}
   bus::Bus& bus;
   bus::RpcClient& rpc;
   ApiOptions options;

@@ -1,5 +1,6 @@
 // The chat routes of DESIGN.md § "Conversations, receipts and presence":
-// each one a job on the caller's own resources.
+// each one a job on the caller's own resources (conversations, the read
+// marker, blocks).
 #include "gateway/api_common.hpp"
 
 #include "jobs/jobs.hpp"
@@ -9,6 +10,27 @@ namespace intercomm::gateway::api_detail {
 namespace json = boost::json;
 using core::Error;
 using core::ErrorCode;
+
+namespace {
+
+// PUT / DELETE /v1/users/{user}/blocks/{other}: 204; this gateway forgets
+// the user's blocks at once (the others when the MTA's signal reaches them).
+// (Block and unblock take the same params.)
+Handler block_route(const std::shared_ptr<Context>& context, std::string_view method) {
+  return authed(context, [context, method](const HttpRequest& request, const PathParams& path,
+                                           const std::string& user, Responder respond) {
+    if (path.at("user") != user) return respond(error_response(forbidden("user: the token acts for another user")));
+    const json::object params{{"user", user}, {"other", path.at("other")}};
+    if (auto valid = jobs::BlockUser::decode(params); !valid) return respond(error_response(valid.error()));
+    rpc_call(*context, method, params, request, user, 204, std::move(respond),
+             [context, user](json::value result) -> core::Result<json::value> {
+               if (context->options.blocks) context->options.blocks->forget(user);
+               return result;
+             });
+  });
+}
+
+}  // namespace
 
 void add_chat_routes(Router& router, const std::shared_ptr<Context>& context) {
   router.add("GET", "/v1/users/{user}/conversations", std::string(jobs::ListConversations::name),
@@ -42,6 +64,18 @@ void add_chat_routes(Router& router, const std::shared_ptr<Context>& context) {
                              json::object{{"user", path.at("user")}, {"peer", path.at("peer")}, {"seq", body->at("seq")}});
                          if (!job) return job.error();
                          return job->encode();
+                       }));
+
+  router.add("PUT", "/v1/users/{user}/blocks/{other}", std::string(jobs::BlockUser::name),
+             block_route(context, jobs::BlockUser::name));
+  router.add("DELETE", "/v1/users/{user}/blocks/{other}", std::string(jobs::UnblockUser::name),
+             block_route(context, jobs::UnblockUser::name));
+  router.add("GET", "/v1/users/{user}/blocks", std::string(jobs::ListBlocks::name),
+             own_route(context, jobs::ListBlocks::name, 200,
+                       [](const HttpRequest& request, const PathParams& path) -> core::Result<json::object> {
+                         auto params = query_params(request, {});
+                         if (!params) return params;
+                         return jobs::ListBlocks{path.at("user")}.encode();
                        }));
 }
 

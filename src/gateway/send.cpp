@@ -3,6 +3,7 @@
 
 #include "bus/topology.hpp"
 #include "core/ids.hpp"
+#include "gateway/blocks.hpp"
 #include "jobs/jobs.hpp"
 
 #include <fmt/core.h>
@@ -51,6 +52,33 @@ void publish_send(bus::Bus& bus, const SendOptions& options, const SendRequest& 
               });
 }
 
+// Claims the Idempotency-Key when there is one, then publishes send_message.
+void queue_send(bus::Bus& bus, bus::RpcClient& rpc, const SendOptions& options, SendRequest request,
+                core::Message message, const std::function<void(core::Result<SendAccepted>)>& done) {
+  if (!request.idempotency_key) {
+    return publish_send(bus, options, request, std::move(message), false, done);
+  }
+  // The MTA records (user, key) -> this id and time the first time; a retry
+  // gets the first ones back and publishes the very same message, which the
+  // MTA stores once.
+  using Claim = jobs::ClaimIdempotencyKey;
+  json::object claim = Claim{request.user, *request.idempotency_key, message}.encode();
+  const auto headers = bus_headers(request);
+  rpc.call(std::string(Claim::name), std::move(claim), options.rpc_timeout, headers,
+           [&bus, options, request = std::move(request), message = std::move(message),
+            done](bus::RpcResult result) mutable {
+             if (options.metrics) {
+               options.metrics->rpc_finished(Claim::name, !result && result.error().code == ErrorCode::timeout);
+             }
+             if (!result) return done(result.error());
+             auto claimed = Claim::decode_result(*result);
+             if (!claimed) return done(Error::of(ErrorCode::internal_error));
+             message.message_id = std::move(claimed->message_id);
+             message.created_at = std::move(claimed->created_at);
+             publish_send(bus, options, request, std::move(message), claimed->replayed, done);
+           });
+}
+
 }  // namespace
 
 void accept_send(bus::Bus& bus, bus::RpcClient& rpc, const SendOptions& options, SendRequest request,
@@ -68,34 +96,26 @@ void accept_send(bus::Bus& bus, bus::RpcClient& rpc, const SendOptions& options,
   if (!message) return done(message.error());
   if (message->sender != request.user)
     return done(Error::of(ErrorCode::forbidden, "sender: the token acts for another user"));
-  message->message_id = core::new_message_id();
-  message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
-
-  if (!request.idempotency_key) {
-    return publish_send(bus, options, request, std::move(*message), false, done);
-  }
-  if (!jobs::is_idempotency_key(*request.idempotency_key)) {
+  if (request.idempotency_key && !jobs::is_idempotency_key(*request.idempotency_key)) {
     return done(Error::of(ErrorCode::invalid_params, "Idempotency-Key: must be 1-255 printable ASCII characters"));
   }
-  // The MTA records (user, key) -> this id and time the first time; a retry
-  // gets the first ones back and publishes the very same message, which the
-  // MTA stores once.
-  using Claim = jobs::ClaimIdempotencyKey;
-  json::object claim = Claim{request.user, *request.idempotency_key, *message}.encode();
-  const auto headers = bus_headers(request);
-  rpc.call(std::string(Claim::name), std::move(claim), options.rpc_timeout, headers,
-           [&bus, options, request = std::move(request), message = std::move(*message),
-            done = std::move(done)](bus::RpcResult result) mutable {
-             if (options.metrics) {
-               options.metrics->rpc_finished(Claim::name, !result && result.error().code == ErrorCode::timeout);
-             }
-             if (!result) return done(result.error());
-             auto claimed = Claim::decode_result(*result);
-             if (!claimed) return done(Error::of(ErrorCode::internal_error));
-             message.message_id = std::move(claimed->message_id);
-             message.created_at = std::move(claimed->created_at);
-             publish_send(bus, options, request, std::move(message), claimed->replayed, done);
-           });
+  message->message_id = core::new_message_id();
+  message->created_at = core::format_rfc3339(std::chrono::system_clock::now());
+  if (options.blocks == nullptr) return queue_send(bus, rpc, options, std::move(request), std::move(*message), done);
+  // Copied first: the callback below takes the request and the message.
+  const std::string receiver = message->receiver;
+  const std::string sender = request.user;
+  options.blocks->check(
+      receiver, sender,
+      [&bus, &rpc, options, request = std::move(request), message = std::move(*message),
+       done = std::move(done)](core::Result<bool> blocked) mutable {
+        if (!blocked) return done(blocked.error());
+        if (*blocked) {
+          return done(Error::of(ErrorCode::forbidden,
+                                fmt::format("receiver: {} does not take messages from you", message.receiver)));
+        }
+        queue_send(bus, rpc, options, std::move(request), std::move(message), done);
+      });
 }
 
 }  // namespace intercomm::gateway

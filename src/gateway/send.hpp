@@ -18,11 +18,14 @@
 
 namespace intercomm::gateway {
 
+class BlockList;
+
 struct SendOptions {
   core::MessageLimits limits;
   std::chrono::milliseconds rpc_timeout{5000};
   std::chrono::milliseconds publish_timeout{5000};
   Metrics* metrics = nullptr;
+  BlockList* blocks = nullptr;  // receivers' blocks, checked before anything is queued; null: none checked
 };
 
 struct SendRequest {
@@ -41,7 +44,7 @@ struct SendAccepted {
 
 // Calls `done` once: accepted only after the send_message job is confirmed
 // on the bus (durable); else the error — -32602 (bad fields), -32003
-// (sender is another user), -32009 (the key was used for another message),
+// (sender is another user, or the receiver blocks the sender), -32009 (the key was used for another message),
 // -32010 (nothing was queued: retry), -32011 (the broker did not confirm in
 // time: it may be queued; retry with the same key to be sure it is stored once).
 void accept_send(bus::Bus& bus, bus::RpcClient& rpc, const SendOptions& options, SendRequest request,

@@ -166,7 +166,7 @@ struct ClaimIdempotencyKey {
   static core::Result<Claimed> decode_result(const boost::json::value& result);
 };
 
-// --- conversations (the MTA's; jobs/conversations.cpp) ---
+// --- the chat jobs (the MTA's; codecs in jobs/chat.cpp) ---
 
 // {"user"[,"before"][,"limit"]} -> {"conversations":[{"peer","last_message"
 // (the message with its seq),"last_seq","unread","read_seq"}...],"next"}:
@@ -213,6 +213,42 @@ struct MarkRead {
   static core::Result<MarkRead> decode(const boost::json::object& params);
 };
 
+// {"user","other"} -> {"user","blocked"}: `user` takes no more messages from
+// `other` (idempotent); -32602 for oneself, -32009 past the per-user limit.
+// Every gateway forgets what it knew of `user`'s blocks ({"type":"blocks"}).
+struct BlockUser {
+  static constexpr std::string_view name = "block_user";
+  static constexpr std::string_view worker = kMta;
+  static constexpr std::size_t kMaxBlocks = 1000;  // per user
+  std::string user;
+  std::string other;
+
+  boost::json::object encode() const;
+  static core::Result<BlockUser> decode(const boost::json::object& params);
+};
+
+// {"user","other"} -> {"user","unblocked","removed":bool} (idempotent).
+struct UnblockUser {
+  static constexpr std::string_view name = "unblock_user";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string other;
+
+  boost::json::object encode() const;
+  static core::Result<UnblockUser> decode(const boost::json::object& params);
+};
+
+// {"user"} -> {"blocks":[user ids]}: everyone `user` blocks, sorted.
+struct ListBlocks {
+  static constexpr std::string_view name = "list_blocks";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+
+  boost::json::object encode() const;
+  static core::Result<ListBlocks> decode(const boost::json::object& params);
+  static core::Result<std::vector<std::string>> decode_result(const boost::json::value& result);
+};
+
 // --- the MDA's jobs ---
 
 // {"message":{...stored},"seqs":{"<user>":seq}} -> {"message_id","live":[users],"webhooks":N}.
@@ -254,6 +290,9 @@ bool is_idempotency_key(std::string_view key);
 //   {"type":"read","user","peer","seq"}      `user` read their conversation with `peer` up
 //                                            to `seq` (a seq of this socket's user's inbox)
 inline constexpr std::string_view kSignalTypes[] = {"typing", "read"};
+// {"type":"blocks","user"}: `user`'s blocks changed. Published with routing
+// key kBlocksKey, which every gateway binds: they forget what they cached.
+inline constexpr std::string_view kBlocksKey = "blocks";
 bool is_signal(std::string_view type);
 bus::Envelope signal(std::string_view user, const boost::json::object& frame);
 

@@ -76,6 +76,12 @@ JobResult list_conversations(Context& context, const boost::json::object& params
 JobResult list_conversation(Context& context, const boost::json::object& params);
 JobResult mark_read(Context& context, const boost::json::object& params);
 
+// --- blocks.cpp ---
+
+JobResult block_user(Context& context, const boost::json::object& params);
+JobResult unblock_user(Context& context, const boost::json::object& params);
+JobResult list_blocks(Context& context, const boost::json::object& params);
+
 // --- subscriptions.cpp ---
 
 JobResult subscribe_user(Context& context, const boost::json::object& params);

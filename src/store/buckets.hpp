@@ -17,6 +17,7 @@ inline const Bucket kSubscriptions =
     bucket("subscription");                            // <user>/<id> -> subscription; index per user: ids
 inline const Bucket kDeliveries = bucket("delivery");  // <message_id>/<entry> -> attempt; index per message
 inline const Bucket kIdempotency = bucket("idempotency");  // <user>/<key> -> claim
+inline const Bucket kBlocks = bucket("block");              // index per user: the users they block
 
 inline std::string subscription_key(std::string_view user, std::string_view id) {
   return std::string(user) + "/" + std::string(id);

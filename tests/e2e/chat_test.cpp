@@ -260,6 +260,61 @@ TEST_P(Chat, BadConversationRequestsGetClearErrors) {
   EXPECT_EQ(after.at("conversations").at(0).at("unread").to_number<int>(), 1);
 }
 
+// bob blocks alice on his gateway; alice, on hers (the other one in split
+// mode), is refused at once — over POST and over her socket — and nothing of
+// hers is stored; others still reach bob, bob still reaches alice; unblocking
+// lets her through again.
+TEST_P(Chat, ABlockedSenderIsRefusedOnEveryGatewayAndNothingIsStored) {
+  send(alice_, bob_, "before the block");
+  intercomm::testing::wait_for_inbox(port_.at(bob_), token(bob_), bob_, 1);
+  auto alice_socket = open(alice_);
+  const std::string blocks = "/v1/users/" + bob_ + "/blocks/" + alice_;
+  EXPECT_EQ(call(bob_, "PUT", blocks).status, 204);
+  EXPECT_EQ(call(bob_, "PUT", blocks).status, 204) << "idempotent";
+  auto listed = call_json(bob_, "GET", "/v1/users/" + bob_ + "/blocks");
+  EXPECT_EQ(listed.at("blocks"), (json::array{json::value(alice_)}));
+
+  constexpr int kTries = 20;
+  for (int i = 0; i < kTries; ++i) {
+    auto refused = call(alice_, "POST", "/v1/messages",
+                        json::serialize(json::object{{"receiver", bob_}, {"body", "blocked " + std::to_string(i)}}));
+    ASSERT_EQ(refused.status, 403) << refused.body;
+    EXPECT_EQ(json::parse(refused.body).at("error").at("code").to_number<int>(), -32003);
+    ASSERT_TRUE(alice_socket->write(json::serialize(json::object{
+        {"type", "send"}, {"ref", "s" + std::to_string(i)}, {"receiver", bob_}, {"body", "over the socket"}})));
+    auto answer = next_of(*alice_socket, "error");
+    EXPECT_EQ(answer.at("ref"), ("s" + std::to_string(i)).c_str());
+    EXPECT_EQ(answer.at("status").to_number<int>(), 403);
+  }
+  send(carol_, bob_, "carol is not blocked");
+  send(bob_, alice_, "bob may still write");
+  intercomm::testing::wait_for_inbox(port_.at(bob_), token(bob_), bob_, 3);
+
+  EXPECT_EQ(call(bob_, "DELETE", blocks).status, 204);
+  EXPECT_EQ(call(bob_, "DELETE", blocks).status, 204) << "idempotent";
+  send(alice_, bob_, "after the unblock");
+  intercomm::testing::wait_for_inbox(port_.at(bob_), token(bob_), bob_, 4);
+  auto inbox = call_json(bob_, "GET", "/v1/users/" + bob_ + "/messages?after_seq=0&limit=100");
+  std::vector<std::string> bodies;
+  for (const auto& message : inbox.at("messages").as_array()) bodies.emplace_back(message.at("body").as_string());
+  EXPECT_EQ(bodies, (std::vector<std::string>{"before the block", "carol is not blocked", "bob may still write",
+                                               "after the unblock"}))
+      << "none of the " << 2 * kTries << " blocked sends was stored";
+}
+
+TEST_P(Chat, BadBlockRequestsGetClearErrors) {
+  EXPECT_EQ(call(bob_, "PUT", "/v1/users/" + bob_ + "/blocks/" + bob_).status, 400) << "oneself";
+  EXPECT_EQ(call(bob_, "PUT", "/v1/users/" + bob_ + "/blocks/a%20b").status, 400);
+  EXPECT_EQ(call(bob_, "PUT", "/v1/users/" + alice_ + "/blocks/" + carol_).status, 403) << "another user's blocks";
+  EXPECT_EQ(call(bob_, "DELETE", "/v1/users/" + alice_ + "/blocks/" + carol_).status, 403);
+  EXPECT_EQ(call(bob_, "GET", "/v1/users/" + alice_ + "/blocks").status, 403);
+  EXPECT_EQ(call(bob_, "GET", "/v1/users/" + bob_ + "/blocks?x=1").status, 400);
+  Client anonymous(port_.at(bob_));
+  EXPECT_EQ(anonymous.request("PUT", "/v1/users/" + bob_ + "/blocks/" + alice_, "", {}).status, 401);
+  auto listed = call_json(bob_, "GET", "/v1/users/" + bob_ + "/blocks");
+  EXPECT_TRUE(listed.at("blocks").as_array().empty()) << "nothing above blocked anyone";
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Chat, ::testing::Values("embedded", "split"),
                          [](const auto& info) { return info.param; });
 

@@ -237,6 +237,27 @@ TEST(ConversationJobs, DecodeRefusesBadParamsNamingTheField) {
   EXPECT_EQ(refused_field(MarkRead::decode(object_of(R"({"user":"bob","peer":"al","seq":1,"at":"x"})"))), "at");
 }
 
+TEST(BlockJobs, DecodeWhatEncodeWroteAndNeverOneself) {
+  auto block = BlockUser::decode(BlockUser{"bob", "alice"}.encode());
+  ASSERT_TRUE(block);
+  EXPECT_EQ(block->user, "bob");
+  EXPECT_EQ(block->other, "alice");
+  auto unblock = UnblockUser::decode(UnblockUser{"bob", "alice"}.encode());
+  ASSERT_TRUE(unblock);
+  EXPECT_EQ(unblock->other, "alice");
+  EXPECT_EQ(refused_field(BlockUser::decode(object_of(R"({"user":"bob","other":"bob"})"))), "other");
+  EXPECT_EQ(refused_field(UnblockUser::decode(object_of(R"({"user":"bob","other":"bob"})"))), "other");
+  EXPECT_EQ(refused_field(BlockUser::decode(object_of(R"({"user":"bob"})"))), "other");
+  EXPECT_EQ(refused_field(BlockUser::decode(object_of(R"({"user":"bob","other":"x","why":"y"})"))), "why");
+  EXPECT_EQ(refused_field(ListBlocks::decode(object_of(R"({"user":7})"))), "user");
+
+  auto users = ListBlocks::decode_result(json::parse(R"({"blocks":["alice","carol"]})"));
+  ASSERT_TRUE(users);
+  EXPECT_EQ(*users, (std::vector<std::string>{"alice", "carol"}));
+  EXPECT_FALSE(ListBlocks::decode_result(json::parse(R"({"blocks":[1]})")));
+  EXPECT_FALSE(ListBlocks::decode_result(json::parse(R"({"users":[]})")));
+}
+
 TEST(ConversationJobs, SignalsAreLiveNonPersistentFramesForOneUser) {
   EXPECT_TRUE(is_signal("typing"));
   EXPECT_TRUE(is_signal("read"));

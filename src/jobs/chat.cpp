@@ -1,4 +1,4 @@
-// The conversation jobs' codecs.
+// The chat jobs' codecs: conversations, the read marker, blocks.
 #include "jobs/codec.hpp"
 #include "jobs/jobs.hpp"
 
@@ -80,6 +80,58 @@ Result<MarkRead> MarkRead::decode(const json::object& params) {
   if (!seq) return seq.error();
   if (!*seq) return core::invalid_field("seq", "required: a sequence number (an integer from 0)");
   return MarkRead{std::move(pair->first), std::move(pair->second), **seq};
+}
+
+namespace {
+
+// The user and the other user of a block job; never oneself.
+Result<std::pair<std::string, std::string>> block_pair_of(const json::object& params) {
+  if (auto ok = only(params, {"user", "other"}); !ok) return ok.error();
+  auto user = user_of(params);
+  if (!user) return user.error();
+  auto other = user_of(params, "other");
+  if (!other) return other.error();
+  if (*other == *user) return core::invalid_field("other", "cannot be yourself");
+  return std::pair{std::move(*user), std::move(*other)};
+}
+
+}  // namespace
+
+json::object BlockUser::encode() const { return json::object{{"user", user}, {"other", other}}; }
+
+Result<BlockUser> BlockUser::decode(const json::object& params) {
+  auto pair = block_pair_of(params);
+  if (!pair) return pair.error();
+  return BlockUser{std::move(pair->first), std::move(pair->second)};
+}
+
+json::object UnblockUser::encode() const { return json::object{{"user", user}, {"other", other}}; }
+
+Result<UnblockUser> UnblockUser::decode(const json::object& params) {
+  auto pair = block_pair_of(params);
+  if (!pair) return pair.error();
+  return UnblockUser{std::move(pair->first), std::move(pair->second)};
+}
+
+json::object ListBlocks::encode() const { return json::object{{"user", user}}; }
+
+Result<ListBlocks> ListBlocks::decode(const json::object& params) {
+  if (auto ok = only(params, {"user"}); !ok) return ok.error();
+  auto user = user_of(params);
+  if (!user) return user.error();
+  return ListBlocks{std::move(*user)};
+}
+
+Result<std::vector<std::string>> ListBlocks::decode_result(const json::value& result) {
+  const auto* object = result.if_object();
+  const auto* blocks = object ? object->if_contains("blocks") : nullptr;
+  if (blocks == nullptr || !blocks->is_array()) return malformed_result(name);
+  std::vector<std::string> users;
+  for (const auto& user : blocks->get_array()) {
+    if (!user.is_string()) return malformed_result(name);
+    users.emplace_back(user.get_string());
+  }
+  return users;
 }
 
 }  // namespace intercomm::jobs

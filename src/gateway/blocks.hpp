@@ -1,0 +1,72 @@
+// What the gateway knows of users' blocks, to refuse a blocked sender (403)
+// before anything is queued. Each receiver's block list is read once by RPC
+// (list_blocks) and kept for `ttl`; every gateway binds the live key
+// jobs::kBlocksKey, and a {"type":"blocks","user"} there (sent by the MTA
+// whenever a user's blocks change, before it answers the change) drops that
+// user's entry. After a bus reconnect (signals may be lost) everything is
+// dropped. Concurrent checks of one receiver share one RPC.
+#pragma once
+
+#include "bus/bus.hpp"
+#include "bus/rpc_client.hpp"
+#include "core/errors.hpp"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace intercomm::gateway {
+
+struct BlockListOptions {
+  std::chrono::milliseconds rpc_timeout{5000};
+  std::chrono::seconds ttl{60};       // a missed signal is forgotten after this long
+  std::size_t max_entries = 100'000;  // receivers remembered; past it, all are dropped
+};
+
+class BlockList : public std::enable_shared_from_this<BlockList> {
+ public:
+  BlockList(bus::Bus& bus, BlockListOptions options) : bus_(bus), options_(options) {}
+
+  // The RPC client that reads block lists (its intercept must pass deliveries to deliver()).
+  void set_rpc(bus::RpcClient& rpc) { rpc_ = &rpc; }
+  // Binds the reply queue to the blocks signals; `done` once the broker did.
+  void start(std::function<void(core::Result<void>)> done = nullptr);
+
+  // `done(true)` when `receiver` blocks `sender`; an error (-32010/-32011)
+  // when it cannot be known now. Runs `done` at once when the answer is known.
+  void check(const std::string& receiver, const std::string& sender, std::function<void(core::Result<bool>)> done);
+
+  // For RpcClient's intercept: takes a blocks signal; false for anything else.
+  bool deliver(bus::Envelope& envelope);
+  void forget(const std::string& user);
+  void forget_all();
+
+  std::size_t lookups() const;  // RPCs made (for tests)
+
+ private:
+  using Waiter = std::function<void(core::Result<bool>)>;
+  struct Entry {
+    std::set<std::string> blocked;
+    std::chrono::steady_clock::time_point expires;
+  };
+  struct Pending {
+    std::vector<std::pair<std::string, Waiter>> waiters;  // sender, done
+    bool forgotten = false;  // forget() since the RPC started: answer with it, do not keep it
+  };
+  void finished(const std::string& receiver, core::Result<std::vector<std::string>> blocks);
+
+  bus::Bus& bus_;
+  BlockListOptions options_;
+  bus::RpcClient* rpc_ = nullptr;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::map<std::string, Pending, std::less<>> pending_;
+  std::size_t lookups_ = 0;
+};
+
+}  // namespace intercomm::gateway
