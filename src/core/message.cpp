@@ -113,7 +113,11 @@ Result<void> validate(const Message& message, const MessageLimits& limits, Messa
   }
   if (!is_user_id(message.sender)) return invalid_field("sender", "must be 1-64 of [A-Za-z0-9_.-]");
   if (!is_user_id(message.receiver)) return invalid_field("receiver", "must be 1-64 of [A-Za-z0-9_.-]");
-  if (message.body.empty() || message.body.size() > limits.max_body_bytes) {
+  if (!message.retracted_at.empty()) {
+    if (!stored) return invalid_field("retracted_at", "unknown field (a new message cannot be retracted)");
+    if (!is_rfc3339_utc(message.retracted_at)) return invalid_field("retracted_at", "must be an RFC 3339 UTC time");
+    if (!message.body.empty()) return invalid_field("body", "must be empty in a retracted message");
+  } else if (message.body.empty() || message.body.size() > limits.max_body_bytes) {
     return invalid_field("body", fmt::format("must be 1 to {} bytes", limits.max_body_bytes));
   }
   if (!is_valid_utf8(message.body)) return invalid_field("body", "must be valid UTF-8 text");
@@ -130,9 +134,11 @@ Result<Message> message_from_json(const json::value& value, const MessageLimits&
   if (object == nullptr) return invalid_field("message", "must be an object");
 
   for (const auto& member : *object) {
-    if (std::find(kFields.begin(), kFields.end(), std::string_view(member.key())) == kFields.end()) {
-      return invalid_field(member.key(),
-                           "unknown field (allowed: message_id, sender, receiver, body, created_at)");
+    const std::string_view key = member.key();
+    const bool known = std::find(kFields.begin(), kFields.end(), key) != kFields.end() ||
+                       (key == "retracted_at" && shape == MessageShape::stored);
+    if (!known) {
+      return invalid_field(key, "unknown field (allowed: message_id, sender, receiver, body, created_at)");
     }
   }
 
@@ -148,7 +154,8 @@ Result<Message> message_from_json(const json::value& value, const MessageLimits&
                             {kFields[1], &message.sender},
                             {kFields[2], &message.receiver},
                             {kFields[3], &message.body},
-                            {kFields[4], &message.created_at}}) {
+                            {kFields[4], &message.created_at},
+                            {std::string_view("retracted_at"), &message.retracted_at}}) {
     if (auto ok = read(field, *out); !ok) return ok.error();
   }
   if (object->contains("message_id") && message.message_id.empty()) {
@@ -168,6 +175,7 @@ json::object to_json(const Message& message) {
   object["receiver"] = message.receiver;
   object["body"] = message.body;
   if (!message.created_at.empty()) object["created_at"] = message.created_at;
+  if (!message.retracted_at.empty()) object["retracted_at"] = message.retracted_at;
   return object;
 }
 

@@ -24,6 +24,9 @@ struct Message {
   std::string receiver;
   std::string body;        // UTF-8 text
   std::string created_at;  // RFC 3339, UTC, e.g. 2026-11-25T15:49:18.123Z
+  // Set when its sender took it back: the body is then empty (a tombstone in
+  // both inboxes, same seq). Stored messages only; a new message never has it.
+  std::string retracted_at;
 
   friend bool operator==(const Message&, const Message&) = default;
 };

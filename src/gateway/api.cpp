@@ -49,7 +49,7 @@ core::Result<json::value> sender_view_of_deliveries(json::value page) {
   for (auto& attempt : deliveries->as_array()) {
     if (!attempt.is_object()) continue;
     json::object kept;
-    for (const char* field : {"message_id", "attempt", "at", "outcome"}) {
+    for (const char* field : {"message_id", "event", "attempt", "at", "outcome"}) {
       if (const auto* value = attempt.as_object().if_contains(field)) kept[field] = *value;
     }
     attempt = std::move(kept);
@@ -83,6 +83,31 @@ void post_message(const std::shared_ptr<Context>& context, const HttpRequest& re
               });
 }
 
+// A get_message answer as its sender sees it: with delivered_at and read_at
+// (RPC get_receipt); as it is for anyone else.
+Responder with_receipt_for_sender(const std::shared_ptr<Context>& context, const HttpRequest& request,
+                                  const std::string& user, Responder respond) {
+  return [context, request, user, respond = std::move(respond)](HttpResponse answer) {
+    if (answer.status != 200) return respond(std::move(answer));
+    boost::system::error_code ec;
+    auto message = json::parse(answer.body, ec);
+    const auto* fields = !ec ? message.if_object() : nullptr;
+    const auto* sender = fields ? fields->if_contains("sender") : nullptr;
+    const auto* receiver = fields ? fields->if_contains("receiver") : nullptr;
+    if (sender == nullptr || receiver == nullptr || *sender != json::value(user) || *receiver == *sender) {
+      return respond(std::move(answer));
+    }
+    const std::string id(fields->at("message_id").as_string());
+    rpc_call(*context, jobs::GetReceipt::name, jobs::GetReceipt{id}.encode(), request, user, 200, respond,
+             [message = std::move(message)](json::value receipt) mutable -> core::Result<json::value> {
+               if (const auto* times = receipt.if_object()) {
+                 for (const auto& [name, value] : *times) message.as_object()[name] = value;
+               }
+               return message;
+             });
+  };
+}
+
 // GET /v1/messages/{message_id}[/...]: the id checked, then get_message by RPC,
 // which only the message's sender or receiver passes (`why` for the others);
 // then `then_method` answers with its result (its params: the id and the
@@ -101,7 +126,8 @@ Handler message_route(const std::shared_ptr<Context>& context, std::string why, 
         if (!query) return respond(error_response(query.error()));
         if (then_method.empty()) {
           return rpc_call(*context, jobs::GetMessage::name, jobs::GetMessage{id}.encode(), request, user, 200,
-                          std::move(respond), participant_only(user, why));
+                          with_receipt_for_sender(context, request, user, std::move(respond)),
+                          participant_only(user, why));
         }
         (*query)["message_id"] = id;
         rpc_call(

@@ -1,6 +1,6 @@
 // The chat routes of DESIGN.md § "Conversations, receipts and presence":
 // each one a job on the caller's own resources (conversations, the read
-// marker, blocks).
+// marker, retraction, blocks).
 #include "gateway/api_common.hpp"
 
 #include "jobs/jobs.hpp"
@@ -65,6 +65,14 @@ void add_chat_routes(Router& router, const std::shared_ptr<Context>& context) {
                          if (!job) return job.error();
                          return job->encode();
                        }));
+
+  router.add("DELETE", "/v1/messages/{message_id}", std::string(jobs::RetractMessage::name),
+             authed(context, [context](const HttpRequest& request, const PathParams& path, const std::string& user,
+                                       Responder respond) {
+               auto job = jobs::RetractMessage::decode(json::object{{"user", user}, {"message_id", path.at("message_id")}});
+               if (!job) return respond(error_response(job.error()));
+               rpc_call(*context, jobs::RetractMessage::name, job->encode(), request, user, 204, std::move(respond));
+             }));
 
   router.add("PUT", "/v1/users/{user}/blocks/{other}", std::string(jobs::BlockUser::name),
              block_route(context, jobs::BlockUser::name));

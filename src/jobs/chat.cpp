@@ -134,4 +134,26 @@ Result<std::vector<std::string>> ListBlocks::decode_result(const json::value& re
   return users;
 }
 
+json::object RetractMessage::encode() const { return json::object{{"user", user}, {"message_id", message_id}}; }
+
+Result<RetractMessage> RetractMessage::decode(const json::object& params) {
+  if (auto ok = only(params, {"user", "message_id"}); !ok) return ok.error();
+  auto user = user_of(params);
+  if (!user) return user.error();
+  auto id = optional_id(params, "message_id");
+  if (!id) return id.error();
+  if (!*id) return core::invalid_field("message_id", "required");
+  return RetractMessage{std::move(*user), std::move(**id)};
+}
+
+json::object GetReceipt::encode() const { return json::object{{"message_id", message_id}}; }
+
+Result<GetReceipt> GetReceipt::decode(const json::object& params) {
+  if (auto ok = only(params, {"message_id"}); !ok) return ok.error();
+  auto id = optional_id(params, "message_id");
+  if (!id) return id.error();
+  if (!*id) return core::invalid_field("message_id", "required");
+  return GetReceipt{std::move(**id)};
+}
+
 }  // namespace intercomm::jobs

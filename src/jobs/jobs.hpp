@@ -249,10 +249,41 @@ struct ListBlocks {
   static core::Result<std::vector<std::string>> decode_result(const boost::json::value& result);
 };
 
+// {"user","message_id"} -> {"message_id","retracted_at"}: `user`, the
+// message's sender, takes it back: its body becomes a tombstone (empty, with
+// retracted_at) in both inboxes and the conversation, same seq; then a
+// deliver_message of the tombstone tells sockets ({"type":"retracted"}) and
+// webhooks (message.retracted). -32004 unknown id, -32003 not its sender.
+// Idempotent: a retry keeps the first retracted_at and tells them again.
+struct RetractMessage {
+  static constexpr std::string_view name = "retract_message";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string message_id;
+
+  boost::json::object encode() const;
+  static core::Result<RetractMessage> decode(const boost::json::object& params);
+};
+
+// {"message_id"} -> {"delivered_at","read_at"} (each null until then): when
+// the message first reached its receiver (a socket or a webhook 2xx) and
+// when the receiver's read marker first passed it. The gateway shows it to
+// the message's sender only.
+struct GetReceipt {
+  static constexpr std::string_view name = "get_receipt";
+  static constexpr std::string_view worker = kMta;
+  std::string message_id;
+
+  boost::json::object encode() const;
+  static core::Result<GetReceipt> decode(const boost::json::object& params);
+};
+
 // --- the MDA's jobs ---
 
 // {"message":{...stored},"seqs":{"<user>":seq}} -> {"message_id","live":[users],"webhooks":N}.
-// Queued by the MTA once the message is stored; a batch job.
+// Queued by the MTA once the message is stored; a batch job. A retracted
+// message (retracted_at set) goes out as {"type":"retracted"} signals and
+// message.retracted webhooks instead.
 struct DeliverMessage {
   static constexpr std::string_view name = "deliver_message";
   static constexpr std::string_view worker = kMda;
@@ -289,7 +320,13 @@ bool is_idempotency_key(std::string_view key);
 //   {"type":"typing","from"}                 the sender is typing to this user
 //   {"type":"read","user","peer","seq"}      `user` read their conversation with `peer` up
 //                                            to `seq` (a seq of this socket's user's inbox)
-inline constexpr std::string_view kSignalTypes[] = {"typing", "read"};
+//   {"type":"retracted","message_id","seq","retracted_at"}
+//                                            the message at `seq` (of this user's inbox) was
+//                                            taken back by its sender: show the tombstone
+//   {"type":"delivered","message_id","seq","at"}
+//                                            this user's message (at `seq`) first reached
+//                                            its receiver (a socket, or a webhook 2xx)
+inline constexpr std::string_view kSignalTypes[] = {"typing", "read", "retracted", "delivered"};
 // {"type":"blocks","user"}: `user`'s blocks changed. Published with routing
 // key kBlocksKey, which every gateway binds: they forget what they cached.
 inline constexpr std::string_view kBlocksKey = "blocks";

@@ -5,6 +5,7 @@
 #include "bus/topology.hpp"
 #include "core/config.hpp"
 #include "jobs/jobs.hpp"
+#include "mda/receipts.hpp"
 #include "store/buckets.hpp"
 
 #include <fmt/core.h>
@@ -45,8 +46,9 @@ class Jobs {
   // A message whose live frames are in a batch's list of frames.
   struct Live {
     core::Message message;
-    std::vector<std::string> users;  // whose frames, in order
+    std::vector<std::string> users;  // whose frames, in order: the receiver's first
     std::size_t first_frame = 0;     // where they start in the list
+    std::optional<std::uint64_t> sender_seq;
   };
 
   // The live frames of every message of the batch are published together
@@ -70,8 +72,12 @@ class Jobs {
     for (std::size_t j = 0; j < jobs.size(); ++j) {
       if (!lives[j]) continue;
       const auto& live = *lives[j];
-      outcomes[j] = queue_webhooks(live.message, live.users,
-                                   std::span(statuses).subspan(live.first_frame, live.users.size()));
+      const auto statuses_of_message = std::span(statuses).subspan(live.first_frame, live.users.size());
+      outcomes[j] = queue_webhooks(live.message, live.users, statuses_of_message);
+      if (outcomes[j] && statuses_of_message[0] == bus::PublishStatus::confirmed) {
+        // The receiver's frame reached a gateway holding one of their sockets.
+        record_delivered(store_, bus_, live.message, live.sender_seq, options_.publish_timeout);
+      }
     }
     return outcomes;
   }
@@ -82,12 +88,21 @@ class Jobs {
     auto job = jobs::DeliverMessage::decode(params);
     if (!job) return job.error();
     const core::Message* message = &job->message;
-    Live live{*message, {message->receiver}, frames.size()};
+    Live live{*message, {message->receiver}, frames.size(), std::nullopt};
     if (message->sender != message->receiver) live.users.push_back(message->sender);
     std::vector<bus::Envelope> mine;  // appended only once all are made: no half of a message goes out
     for (const auto& user : live.users) {
       auto seq = seq_of(job->seqs, *message, user);
       if (!seq) return seq.error();
+      if (user == message->sender) live.sender_seq = *seq;
+      if (!message->retracted_at.empty()) {
+        // A retraction: a signal beside the numbered stream (the seq is the message's).
+        mine.push_back(jobs::signal(user, json::object{{"type", "retracted"},
+                                                       {"message_id", message->message_id},
+                                                       {"seq", *seq},
+                                                       {"retracted_at", message->retracted_at}}));
+        continue;
+      }
       bus::Envelope envelope;
       envelope.routing_key = bus::live_key(user);
       envelope.body = json::serialize(
@@ -153,23 +168,25 @@ class Jobs {
     const std::string secret(subscription.at("secret").as_string());
 
     const std::int64_t timestamp = unix_seconds();
+    const WebhookEvent event = webhook_event(*message);
     const std::string body =
-        json::serialize(json::object{{"type", "message.received"},
+        json::serialize(json::object{{"type", event.type},
                                      {"timestamp", core::format_rfc3339(std::chrono::system_clock::now())},
                                      {"data", core::to_json(*message)}});
     const WebhookAttempt attempt =
         options_.client
             ->post(url, body,
-                   {{"webhook-id", message->message_id},
+                   {{"webhook-id", event.id},
                     {"webhook-timestamp", std::to_string(timestamp)},
-                    {"webhook-signature", sign_webhook(secret, message->message_id, timestamp, body)}})
+                    {"webhook-signature", sign_webhook(secret, event.id, timestamp, body)}})
             .get();
     if (attempt.cancelled) return unavailable("webhook attempt cancelled: stopping");
 
     const bool last = attempt_number > options_.retry_schedule.size();
     const std::string outcome = attempt.delivered() ? "delivered" : last ? "failed" : "retrying";
-    const std::string entry = store::delivery_entry(subscription_id, attempt_number);
+    const std::string entry = store::delivery_entry(subscription_id, attempt_number, event.entry_suffix);
     json::object record{{"message_id", message->message_id},
+                        {"event", event.type},
                         {"subscription_id", subscription_id},
                         {"url", url},
                         {"attempt", attempt_number},
@@ -189,6 +206,7 @@ class Jobs {
 
     if (attempt.delivered()) {
       if (auto marked = mark(subscription.as_object(), key, "active"); !marked) return marked.error();
+      record_delivered(store_, bus_, *message, std::nullopt, options_.publish_timeout);
     } else if (!last) {
       const auto wait = options_.retry_schedule[attempt_number - 1];
       if (auto queued = queue_webhook(*message, owner, subscription_id, attempt_number + 1, wait); !queued) {

@@ -41,6 +41,11 @@ bool is_private_v4(const asio::ip::address_v4::bytes_type& b) {
 
 }  // namespace
 
+WebhookEvent webhook_event(const core::Message& message) {
+  if (message.retracted_at.empty()) return {"message.received", message.message_id, ""};
+  return {"message.retracted", message.message_id + ".retracted", "/retracted"};
+}
+
 std::string sign_webhook(std::string_view secret, std::string_view id, std::int64_t timestamp,
                          std::string_view body) {
   constexpr std::string_view kPrefix = "whsec_";

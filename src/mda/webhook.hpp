@@ -1,6 +1,8 @@
 // Webhook POSTs: Standard Webhooks signatures and a bounded, checked, asynchronous HTTP(S) client.
 #pragma once
 
+#include "core/message.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -25,6 +27,16 @@ std::string sign_webhook(std::string_view secret, std::string_view id, std::int6
 // IPv6 (::/96), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses that
 // embed one of those, and anything that is not an IP address at all.
 bool is_private_address(std::string_view ip);
+
+// What a webhook POST announces about a message: "message.received" (id:
+// the message id), or "message.retracted" once its sender took it back (id:
+// <message id>.retracted, its attempts recorded apart).
+struct WebhookEvent {
+  std::string type;
+  std::string id;            // webhook-id: the same on every retry of this event
+  std::string entry_suffix;  // for store::delivery_entry
+};
+WebhookEvent webhook_event(const core::Message& message);
 
 using WebhookHeaders = std::vector<std::pair<std::string, std::string>>;
 

@@ -1,10 +1,11 @@
 // The conversation jobs: a user's conversations newest first, one
 // conversation's messages by seq, and the read marker (with its live
-// signals). The store keeps conversations as it stores messages; these only
+// signals), receipts. The store keeps conversations as it stores messages; these only
 // read them, and move the marker.
 #include "mta/jobs.hpp"
 
 #include "bus/topology.hpp"
+#include "store/buckets.hpp"
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -132,6 +133,32 @@ JobResult mark_read(Context& context, const json::object& params) {
     }
   }
   return json::object{{"peer", job->peer}, {"read_seq", marked->read_seq}, {"unread", marked->unread}};
+}
+
+// The message's receipts: delivered (kept by the MDA) and read (the
+// receiver's read marker in the conversation, as it first passed the
+// message's seq in their inbox).
+JobResult get_receipt(Context& context, const json::object& params) {
+  auto job = jobs::GetReceipt::decode(params);
+  if (!job) return job.error();
+  auto message = read_message(context.store, job->message_id);
+  if (!message) return message.error();
+  json::object receipt{{"delivered_at", nullptr}, {"read_at", nullptr}};
+  auto delivered = context.store.get(store::kDelivered, message->message_id);
+  if (!delivered) return unavailable(delivered.error());
+  if (*delivered) receipt["delivered_at"] = **delivered;
+  auto seq = context.store.inbox_seq(message->receiver, message->message_id);
+  if (!seq) return unavailable(seq.error());
+  if (*seq && message->receiver != message->sender) {
+    auto read = context.store.read_at(message->receiver, message->sender, **seq);
+    if (!read) return unavailable(read.error());
+    if (*read) {
+      receipt["read_at"] = **read;
+      // Read implies delivered, whatever reached them first.
+      if (receipt["delivered_at"].is_null()) receipt["delivered_at"] = **read;
+    }
+  }
+  return receipt;
 }
 
 }  // namespace intercomm::mta::detail

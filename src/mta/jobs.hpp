@@ -75,6 +75,11 @@ JobResult list_deliveries(Context& context, const boost::json::object& params);
 JobResult list_conversations(Context& context, const boost::json::object& params);
 JobResult list_conversation(Context& context, const boost::json::object& params);
 JobResult mark_read(Context& context, const boost::json::object& params);
+JobResult get_receipt(Context& context, const boost::json::object& params);
+
+// --- retract.cpp ---
+
+JobResult retract_message(Context& context, const boost::json::object& params);
 
 // --- blocks.cpp ---
 

@@ -1,5 +1,6 @@
 // The MTA's job table: which job runs which handler (the handlers are in
-// send.cpp, reads.cpp, conversations.cpp, blocks.cpp and subscriptions.cpp).
+// send.cpp, reads.cpp, conversations.cpp, retract.cpp, blocks.cpp and
+// subscriptions.cpp).
 #include "mta/mta.hpp"
 
 #include "mta/jobs.hpp"
@@ -27,6 +28,8 @@ void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, M
   bind(jobs::ListConversations::name, &detail::list_conversations);
   bind(jobs::ListConversation::name, &detail::list_conversation);
   bind(jobs::MarkRead::name, &detail::mark_read);
+  bind(jobs::GetReceipt::name, &detail::get_receipt);
+  bind(jobs::RetractMessage::name, &detail::retract_message);
   bind(jobs::BlockUser::name, &detail::block_user);
   bind(jobs::UnblockUser::name, &detail::unblock_user);
   bind(jobs::ListBlocks::name, &detail::list_blocks);

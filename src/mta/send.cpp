@@ -117,8 +117,9 @@ std::vector<JobResult> send_messages(Context& context, std::span<const worker::B
     auto existing = ec ? Result<core::Message>(Error::of(ErrorCode::internal_error))
                        : core::message_from_json(existing_json, core::MessageLimits{std::size_t(-1)},
                                                  core::MessageShape::stored);
+    // (Retracted since: the same message, now a tombstone.)
     if (!existing || existing->sender != messages[i].sender || existing->receiver != messages[i].receiver ||
-        existing->body != messages[i].body) {
+        (existing->body != messages[i].body && existing->retracted_at.empty())) {
       outcomes[i] = Error::of(ErrorCode::conflict, "message_id: already used for a different message");
       ++position;
       continue;

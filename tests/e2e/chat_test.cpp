@@ -6,6 +6,7 @@
 #include "support/deployment.hpp"
 #include "support/http_client.hpp"
 #include "support/servers.hpp"
+#include "support/webhook_receiver.hpp"
 #include "support/ws_client.hpp"
 
 #include <gtest/gtest.h>
@@ -31,7 +32,10 @@ class Chat : public ::testing::TestWithParam<std::string> {
     alice_ = "alice_" + suffix_;
     bob_ = "bob_" + suffix_;
     carol_ = "carol_" + suffix_;
-    deployment_ = std::make_unique<intercomm::testing::Deployment>(GetParam(), kSecret);
+    intercomm::testing::DeploymentOptions options;
+    // Webhooks to this machine (the tests' receiver) are refused unless allowed.
+    (GetParam() == "embedded" ? options.extra_args : options.mda_args) = {"--allow-private-webhooks"};
+    deployment_ = std::make_unique<intercomm::testing::Deployment>(GetParam(), kSecret, options);
     ASSERT_TRUE(deployment_->started()) << deployment_->error();
     port_[alice_] = deployment_->port(0);
     port_[bob_] = deployment_->port(1);
@@ -39,7 +43,9 @@ class Chat : public ::testing::TestWithParam<std::string> {
   }
 
   void TearDown() override {
-    if (deployment_) EXPECT_TRUE(deployment_->stop()) << "a process did not stop cleanly on SIGTERM";
+    if (deployment_) {
+      EXPECT_TRUE(deployment_->stop()) << "a process did not stop cleanly on SIGTERM";
+    }
   }
 
   std::string token(const std::string& user) { return intercomm::gateway::mint_hs256(kSecret, user, 3600s); }
@@ -313,6 +319,90 @@ TEST_P(Chat, BadBlockRequestsGetClearErrors) {
   EXPECT_EQ(anonymous.request("PUT", "/v1/users/" + bob_ + "/blocks/" + alice_, "", {}).status, 401);
   auto listed = call_json(bob_, "GET", "/v1/users/" + bob_ + "/blocks");
   EXPECT_TRUE(listed.at("blocks").as_array().empty()) << "nothing above blocked anyone";
+}
+
+// The sender takes a message back: both inboxes and the conversation keep its
+// seq with a tombstone, both users' sockets are told, the receiver's webhook
+// gets message.retracted; only the sender may, and only an existing message.
+TEST_P(Chat, ARetractedMessageBecomesATombstoneEverywhere) {
+  intercomm::testing::WebhookReceiver receiver([](std::size_t) { return 200; });
+  call_json(bob_, "POST", "/v1/users/" + bob_ + "/subscriptions", 201,
+            json::serialize(json::object{{"webhook", json::object{{"url", receiver.url()}}}}));
+  auto alice_socket = open(alice_);
+  auto bob_socket = open(bob_);
+  const auto id = send(alice_, bob_, "I should not have said that");
+  auto live = next_of(*bob_socket, "message");
+  ASSERT_EQ(live.at("message").at("message_id"), id.c_str());
+  const auto bob_seq = live.at("seq").to_number<std::uint64_t>();
+  const auto alice_seq = next_of(*alice_socket, "message").at("seq").to_number<std::uint64_t>();
+  ASSERT_EQ(receiver.wait_for(1, 30s).size(), 1U);
+
+  EXPECT_EQ(call(bob_, "DELETE", "/v1/messages/" + id).status, 403) << "the receiver may not";
+  EXPECT_EQ(call(carol_, "DELETE", "/v1/messages/" + id).status, 403);
+  EXPECT_EQ(call(alice_, "DELETE", "/v1/messages/" + id).status, 204);
+  EXPECT_EQ(call(alice_, "DELETE", "/v1/messages/" + id).status, 204) << "idempotent";
+  EXPECT_EQ(call(alice_, "DELETE", "/v1/messages/01M8ZZZZZZZZZZZZZZZZZZZZZZ").status, 404);
+  EXPECT_EQ(call(alice_, "DELETE", "/v1/messages/not-an-id").status, 400);
+
+  for (auto [socket, seq] : {std::pair{bob_socket.get(), bob_seq}, std::pair{alice_socket.get(), alice_seq}}) {
+    auto retracted = next_of(*socket, "retracted");
+    ASSERT_FALSE(retracted.empty()) << "no retracted frame";
+    EXPECT_EQ(retracted.at("message_id"), id.c_str());
+    EXPECT_EQ(retracted.at("seq").to_number<std::uint64_t>(), seq) << "the seq of this socket's user";
+  }
+  auto stored = call_json(bob_, "GET", "/v1/messages/" + id);
+  EXPECT_EQ(stored.at("body"), "");
+  EXPECT_TRUE(stored.at("retracted_at").is_string());
+  auto inbox = call_json(bob_, "GET", "/v1/users/" + bob_ + "/messages?after_seq=0");
+  ASSERT_EQ(inbox.at("messages").as_array().size(), 1U);
+  EXPECT_EQ(inbox.at("messages").at(0).at("seq").to_number<std::uint64_t>(), bob_seq) << "same seq";
+  EXPECT_EQ(inbox.at("messages").at(0).at("body"), "");
+  auto alices = call_json(alice_, "GET", "/v1/users/" + alice_ + "/conversations/" + bob_ + "/messages");
+  EXPECT_EQ(alices.at("messages").at(0).at("body"), "");
+  auto listed = call_json(bob_, "GET", "/v1/users/" + bob_ + "/conversations");
+  EXPECT_TRUE(listed.at("conversations").at(0).at("last_message").at("retracted_at").is_string());
+
+  // The webhook: message.retracted, its own webhook-id, the tombstone.
+  std::optional<intercomm::testing::WebhookReceiver::Request> retraction;
+  for (const auto& request : receiver.wait_for(3, 30s)) {
+    if (json::parse(request.body).at("type") == "message.retracted") retraction = request;
+  }
+  ASSERT_TRUE(retraction) << "no message.retracted webhook";
+  EXPECT_EQ(retraction->headers.at("webhook-id"), id + ".retracted");
+  EXPECT_EQ(json::parse(retraction->body).at("data").at("body"), "");
+}
+
+// The sender learns when the message first reached the receiver (live, then
+// on GET /v1/messages/{id}) and when the receiver read it; nobody else sees
+// those times.
+TEST_P(Chat, DeliveredAndReadReceiptsReachTheSenderOnly) {
+  auto alice_socket = open(alice_);
+  auto bob_socket = open(bob_);
+  const auto id = send(alice_, bob_, "did you get this?");
+  const auto alice_seq = next_of(*alice_socket, "message").at("seq").to_number<std::uint64_t>();
+  auto delivered = next_of(*alice_socket, "delivered");
+  ASSERT_FALSE(delivered.empty()) << "no delivered signal";
+  EXPECT_EQ(delivered.at("message_id"), id.c_str());
+  EXPECT_EQ(delivered.at("seq").to_number<std::uint64_t>(), alice_seq);
+  auto seen = call_json(alice_, "GET", "/v1/messages/" + id);
+  EXPECT_EQ(seen.at("delivered_at"), delivered.at("at"));
+  EXPECT_TRUE(seen.at("read_at").is_null());
+  auto bobs_view = call_json(bob_, "GET", "/v1/messages/" + id);
+  EXPECT_FALSE(bobs_view.as_object().contains("delivered_at")) << "receipts are the sender's";
+
+  const auto bob_seq = next_of(*bob_socket, "message").at("seq").to_number<std::uint64_t>();
+  call_json(bob_, "POST", "/v1/users/" + bob_ + "/conversations/" + alice_ + "/read", 200,
+            R"({"seq":)" + std::to_string(bob_seq) + "}");
+  auto read = call_json(alice_, "GET", "/v1/messages/" + id);
+  EXPECT_TRUE(read.at("read_at").is_string());
+  EXPECT_EQ(read.at("delivered_at"), seen.at("delivered_at")) << "the first delivery stays";
+
+  // carol has no socket and no webhook: nothing reached her yet.
+  const auto offline = send(alice_, carol_, "are you there?");
+  intercomm::testing::wait_for_inbox(port_.at(carol_), token(carol_), carol_, 1);
+  auto waiting = call_json(alice_, "GET", "/v1/messages/" + offline);
+  EXPECT_TRUE(waiting.at("delivered_at").is_null());
+  EXPECT_TRUE(waiting.at("read_at").is_null());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Chat, ::testing::Values("embedded", "split"),

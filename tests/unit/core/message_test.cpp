@@ -74,10 +74,28 @@ TEST(Message, SeedResultShapeIsAValidNewMessage) {
 
 TEST(Message, StoredMessageRoundTrips) {
   Message original{new_message_id(), "alice", "bob", "hi \xF0\x9F\x91\x8B",
-                   format_rfc3339(std::chrono::system_clock::now())};
+                   format_rfc3339(std::chrono::system_clock::now()), ""};
   auto read_back = message_from_json(to_json(original), {}, MessageShape::stored);
   ASSERT_TRUE(read_back) << read_back.error().message;
   EXPECT_EQ(*read_back, original);
+}
+
+TEST(Message, ARetractedMessageIsAStoredTombstoneOnly) {
+  const std::string id = new_message_id();
+  const std::string tombstone = R"({"message_id":")" + id +
+                                R"(","sender":"a","receiver":"b","body":"","created_at":"2026-11-29T10:00:00.000Z",)"
+                                R"("retracted_at":"2026-11-29T10:05:00.000Z"})";
+  auto read_back = read(tombstone, MessageShape::stored);
+  ASSERT_TRUE(read_back) << read_back.error().message;
+  EXPECT_EQ(read_back->retracted_at, "2026-11-29T10:05:00.000Z");
+  EXPECT_EQ(json::value(to_json(*read_back)), json::parse(tombstone));
+  EXPECT_EQ(failing_field(read(tombstone, MessageShape::new_message)), "retracted_at") << "a client cannot send one";
+  std::string with_body = tombstone;
+  with_body.replace(with_body.find(R"("body":"")"), 9, R"("body":"x")");
+  EXPECT_EQ(failing_field(read(with_body, MessageShape::stored)), "body");
+  std::string bad_time = tombstone;
+  bad_time.replace(bad_time.find("2026-11-29T10:05"), 16, "yesterday at ten");
+  EXPECT_EQ(failing_field(read(bad_time, MessageShape::stored)), "retracted_at");
 }
 
 TEST(Message, StoredShapeRequiresIdAndTime) {
@@ -119,7 +137,7 @@ TEST(Message, NotAnObjectIsRefused) {
 
 TEST(Message, BodyLimitIsConfigurable) {
   MessageLimits limits{.max_body_bytes = 8};
-  Message message{"", "a", "b", std::string(8, 'x'), ""};
+  Message message{"", "a", "b", std::string(8, 'x'), "", ""};
   EXPECT_TRUE(validate(message, limits, MessageShape::new_message));
   message.body += 'x';
   auto result = validate(message, limits, MessageShape::new_message);
@@ -128,7 +146,7 @@ TEST(Message, BodyLimitIsConfigurable) {
 }
 
 TEST(Message, DefaultBodyLimitIs64KiB) {
-  Message message{"", "a", "b", std::string(kDefaultMaxBodyBytes, 'x'), ""};
+  Message message{"", "a", "b", std::string(kDefaultMaxBodyBytes, 'x'), "", ""};
   EXPECT_TRUE(validate(message, {}, MessageShape::new_message));
   message.body += 'x';
   EXPECT_FALSE(validate(message, {}, MessageShape::new_message));
@@ -137,7 +155,7 @@ TEST(Message, DefaultBodyLimitIs64KiB) {
 TEST(Message, InvalidUtf8BodyIsRefused) {
   // JSON text cannot carry invalid UTF-8 past the parser, but a Message built in
   // code (or from another transport) can; validate() is the last line.
-  Message message{"", "a", "b", "caf\xC3", ""};
+  Message message{"", "a", "b", "caf\xC3", "", ""};
   auto result = validate(message, {}, MessageShape::new_message);
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().message, "body: must be valid UTF-8 text");

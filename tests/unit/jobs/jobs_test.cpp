@@ -258,6 +258,19 @@ TEST(BlockJobs, DecodeWhatEncodeWroteAndNeverOneself) {
   EXPECT_FALSE(ListBlocks::decode_result(json::parse(R"({"users":[]})")));
 }
 
+TEST(MessageJobs, RetractAndReceiptDecodeWhatEncodeWrote) {
+  auto retract = RetractMessage::decode(RetractMessage{"alice", "01JC7Z3K9Q4W8E6R2T1Y5U0I3O"}.encode());
+  ASSERT_TRUE(retract);
+  EXPECT_EQ(retract->user, "alice");
+  EXPECT_EQ(retract->message_id, "01JC7Z3K9Q4W8E6R2T1Y5U0I3O");
+  EXPECT_EQ(refused_field(RetractMessage::decode(object_of(R"({"user":"alice"})"))), "message_id");
+  EXPECT_EQ(refused_field(RetractMessage::decode(object_of(R"({"user":"alice","message_id":"x y"})"))), "message_id");
+  auto receipt = GetReceipt::decode(GetReceipt{"01JC7Z3K9Q"}.encode());
+  ASSERT_TRUE(receipt);
+  EXPECT_EQ(receipt->message_id, "01JC7Z3K9Q");
+  EXPECT_EQ(refused_field(GetReceipt::decode(object_of(R"({"message_id":"01JC7Z3K9Q","user":"x"})"))), "user");
+}
+
 TEST(ConversationJobs, SignalsAreLiveNonPersistentFramesForOneUser) {
   EXPECT_TRUE(is_signal("typing"));
   EXPECT_TRUE(is_signal("read"));
