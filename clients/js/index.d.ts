@@ -6,7 +6,25 @@ export interface Message {
   receiver: string;
   body: string;
   created_at: string;
+  /** Set when its sender took it back: the body is then empty. */
+  retracted_at?: string;
+  /** For its sender (IntercommClient.message): when it first reached the receiver, and when they read it. */
+  delivered_at?: string | null;
+  read_at?: string | null;
 }
+
+export interface Conversation {
+  peer: string;
+  last_message: (Message & { seq: number }) | null;
+  /** The newest message's seq in this user's inbox: the list is ordered by it. */
+  last_seq: number;
+  /** Messages from the peer after read_seq. */
+  unread: number;
+  /** This user's read marker in the conversation (0: nothing read). */
+  read_seq: number;
+}
+
+export type Presence = { online: true } | { online: false; last_seen: string | null };
 
 export interface ClientOptions {
   /** The gateway, e.g. "http://127.0.0.1:8080". */
@@ -19,6 +37,8 @@ export interface ClientOptions {
   fetch?: typeof globalThis.fetch;
   /** The last seq already seen: the socket replays what came after it. */
   lastSeq?: number | null;
+  /** Whose client this is: the token's subject when omitted. */
+  user?: string;
   /** Reconnect delays: doubling from initialMs up to maxMs, with jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
 }
@@ -43,6 +63,12 @@ export interface ClientEvents {
   live: { seq: number };
   replayed: { count: number };
   typing: { from: string };
+  /** `user` read their conversation with `peer` up to `seq` (a seq of this user's inbox). */
+  read: { user: string; peer: string; seq: number };
+  /** This user's message at `seq` first reached its receiver. */
+  delivered: { message_id: string; seq: number; at: string };
+  /** The message at `seq` was taken back by its sender. */
+  retracted: { message_id: string; seq: number; retracted_at: string };
   open: undefined;
   close: { code: number; reason: string; willReconnect: boolean };
   error: Error;
@@ -68,4 +94,17 @@ export class IntercommClient {
   close(): void;
   send(options: SendOptions): Promise<Accepted>;
   typing(to: string): void;
+  readonly user: string | undefined;
+  conversations(page?: { before?: number; limit?: number }): Promise<{ conversations: Conversation[]; next: number | null }>;
+  conversation(
+    peer: string,
+    page?: { afterSeq?: number; beforeSeq?: number; limit?: number },
+  ): Promise<{ messages: (Message & { seq: number })[]; next_seq: number | null }>;
+  markRead(peer: string, seq: number): Promise<{ peer: string; read_seq: number; unread: number }>;
+  message(messageId: string): Promise<Message>;
+  retract(messageId: string): Promise<null>;
+  block(other: string): Promise<null>;
+  unblock(other: string): Promise<null>;
+  blocks(): Promise<{ blocks: string[] }>;
+  presence(users: string[]): Promise<Record<string, Presence>>;
 }

@@ -29,6 +29,16 @@ export class IntercommError extends Error {
   }
 }
 
+// The subject ("sub") of a JWT, without checking it (the server does).
+function subjectOf(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(globalThis.atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), "="))).sub;
+  } catch {
+    return undefined;
+  }
+}
+
 function randomKey() {
   const bytes = new Uint8Array(16);
   globalThis.crypto.getRandomValues(bytes);
@@ -41,16 +51,19 @@ export class IntercommClient {
   // connection (so an expired token is replaced). WebSocket: the constructor to
   // use (browsers: omit; Node: `import { WebSocket } from "ws"`). lastSeq: the
   // last seq already seen (resume from there); backoff: reconnect delays.
-  constructor({ url, token, WebSocket, fetch, lastSeq = null, backoff = {} }) {
+  // user: whose client this is (default: the token's subject).
+  constructor({ url, token, user, WebSocket, fetch, lastSeq = null, backoff = {} }) {
     if (!url || !token) throw new TypeError("IntercommClient: url and token are required");
     this.url = url.replace(/\/+$/, "");
+    this.user = user ?? (typeof token === "string" ? subjectOf(token) : undefined);
     this.lastSeq = lastSeq;
     this._token = token;
     this._WebSocket = WebSocket || globalThis.WebSocket;
     this._fetch = fetch || globalThis.fetch?.bind(globalThis);
     this._backoff = { ...DEFAULT_BACKOFF, ...backoff };
     this._handlers = new Map();
-    this._pending = new Map();  // ref -> { frame, resolve, reject }
+    this._pending = new Map();  // ref -> { frame, resolve, reject }: sends
+    this._asks = new Map();     // ref -> { resolve, reject }: presence questions
     this._nextRef = 1;
     this._attempt = 0;
     this._socket = null;
@@ -60,8 +73,12 @@ export class IntercommClient {
   }
 
   // Events: "message" {seq, message}; "live" {seq}; "replayed" {count};
-  // "typing" {from}; "open"; "close" {code, reason, willReconnect};
-  // "error" (an Error: a refused connection, a frame that cannot be read).
+  // "typing" {from}; "read" {user, peer, seq} (user read their conversation
+  // with peer up to seq, a seq of this user's inbox); "delivered" {message_id,
+  // seq, at} (this user's message reached its receiver); "retracted"
+  // {message_id, seq, retracted_at}; "open"; "close" {code, reason,
+  // willReconnect}; "error" (an Error: a refused connection, a frame that
+  // cannot be read).
   on(event, handler) {
     if (!this._handlers.has(event)) this._handlers.set(event, new Set());
     this._handlers.get(event).add(handler);
@@ -112,7 +129,102 @@ export class IntercommClient {
     if (this.connected) this._socket.send(JSON.stringify({ type: "typing", to }));
   }
 
+  // --- conversations, receipts, presence, blocks, retraction (over HTTP) ---
+
+  // {conversations: [{peer, last_message, last_seq, unread, read_seq}], next}:
+  // newest activity first; pass `next` as `before` for the next page.
+  conversations({ before, limit } = {}) {
+    return this._get("conversations", { before, limit });
+  }
+
+  // {messages: [message + seq], next_seq}: the two users' messages; newest
+  // first, or oldest first after afterSeq.
+  conversation(peer, { afterSeq, beforeSeq, limit } = {}) {
+    return this._get(`conversations/${encodeURIComponent(peer)}/messages`,
+                     { after_seq: afterSeq, before_seq: beforeSeq, limit });
+  }
+
+  // Moves this user's read marker with `peer` forward to `seq`: {peer, read_seq, unread}.
+  async markRead(peer, seq) {
+    return this._request("POST", `/v1/users/${encodeURIComponent(await this._user())}/conversations/${encodeURIComponent(peer)}/read`,
+                         { seq });
+  }
+
+  // One message; for its sender with delivered_at and read_at.
+  message(messageId) {
+    return this._request("GET", `/v1/messages/${encodeURIComponent(messageId)}`);
+  }
+
+  // Takes one's own message back: a tombstone for both users, everywhere.
+  retract(messageId) {
+    return this._request("DELETE", `/v1/messages/${encodeURIComponent(messageId)}`);
+  }
+
+  async block(other) {
+    return this._request("PUT", `/v1/users/${encodeURIComponent(await this._user())}/blocks/${encodeURIComponent(other)}`);
+  }
+
+  async unblock(other) {
+    return this._request("DELETE", `/v1/users/${encodeURIComponent(await this._user())}/blocks/${encodeURIComponent(other)}`);
+  }
+
+  // {blocks: [users]}
+  blocks() {
+    return this._get("blocks", {});
+  }
+
+  // {"<user>": {online: true} | {online: false, last_seen}} for users one has
+  // a conversation with: over the socket when it is open, else HTTP.
+  async presence(users) {
+    if (!this.connected) {
+      const answer = await this._get("presence", { users: users.join(",") });
+      return answer.users;
+    }
+    return new Promise((resolve, reject) => {
+      const ref = `p${this._nextRef++}`;
+      this._asks.set(ref, { resolve, reject });
+      this._socket.send(JSON.stringify({ type: "presence", ref, users }));
+    });
+  }
+
   // --- internals ---
+
+  async _user() {
+    if (this.user === undefined) this.user = subjectOf(await this._currentToken());
+    return this.user;
+  }
+
+  async _get(what, query) {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null) params.set(name, String(value));
+    }
+    const suffix = params.toString() ? `?${params}` : "";
+    return this._request("GET", `/v1/users/${encodeURIComponent(await this._user())}/${what}${suffix}`);
+  }
+
+  // One REST call: the answer's JSON (null for 204), or an IntercommError.
+  async _request(method, path, body) {
+    return (await this._exchange(method, path, body)).answer;
+  }
+
+  // The same, with the response (for its headers).
+  async _exchange(method, path, body, headers = {}) {
+    if (!this._fetch) throw new IntercommError(0, { message: "intercomm: no fetch for HTTP requests" });
+    const response = await this._fetch(`${this.url}${path}`, {
+      method,
+      headers: {
+        "Authorization": `Bearer ${await this._currentToken()}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 204) return { answer: null, response };
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw new IntercommError(response.status, answer.error);
+    return { answer, response };
+  }
 
   _emit(event, value) {
     for (const handler of this._handlers.get(event) || []) {
@@ -194,8 +306,27 @@ export class IntercommClient {
         return this._emit("replayed", { count: frame.count });
       case "typing":
         return this._emit("typing", { from: frame.from });
+      case "read":
+        return this._emit("read", { user: frame.user, peer: frame.peer, seq: frame.seq });
+      case "delivered":
+        return this._emit("delivered", { message_id: frame.message_id, seq: frame.seq, at: frame.at });
+      case "retracted":
+        return this._emit("retracted", { message_id: frame.message_id, seq: frame.seq, retracted_at: frame.retracted_at });
+      case "presence": {
+        const ask = this._asks.get(frame.ref);
+        if (ask) {
+          this._asks.delete(frame.ref);
+          ask.resolve(frame.users);
+        }
+        return;
+      }
       case "accepted":
       case "error": {
+        const ask = frame.type === "error" && this._asks.get(frame.ref);
+        if (ask) {
+          this._asks.delete(frame.ref);
+          return ask.reject(new IntercommError(frame.status, frame.error));
+        }
         const pending = frame.ref === null || frame.ref === undefined ? undefined : this._pending.get(frame.ref);
         if (!pending) {
           if (frame.type === "error") this._emit("error", new IntercommError(frame.status, frame.error));
@@ -224,24 +355,15 @@ export class IntercommClient {
   }
 
   _failPending(error) {
-    const pending = [...this._pending.values()];
+    const pending = [...this._pending.values(), ...this._asks.values()];
     this._pending.clear();
+    this._asks.clear();
     for (const { reject } of pending) reject(error);
   }
 
   async _post(receiver, body, idempotencyKey) {
-    if (!this._fetch) throw new IntercommError(0, { message: "intercomm: no fetch to send over HTTP" });
-    const response = await this._fetch(`${this.url}/v1/messages`, {
-      method: "POST",
-      headers: {
-        "Authorization": `Bearer ${await this._currentToken()}`,
-        "Content-Type": "application/json",
-        "Idempotency-Key": idempotencyKey,
-      },
-      body: JSON.stringify({ receiver, body }),
-    });
-    const answer = await response.json().catch(() => ({}));
-    if (response.status !== 202) throw new IntercommError(response.status, answer.error);
+    const { answer, response } =
+        await this._exchange("POST", "/v1/messages", { receiver, body }, { "Idempotency-Key": idempotencyKey });
     return { message_id: answer.message_id, replayed: response.headers.get("Idempotent-Replayed") === "true" };
   }
 }

@@ -144,6 +144,7 @@ Live open_live(intercomm::bus::Bus& bus, const Config& config) {
   live.stream = std::make_shared<intercomm::gateway::StreamHub>(bus, stream_options(config));
   intercomm::gateway::BlockListOptions block_options;
   block_options.rpc_timeout = std::chrono::milliseconds(config.rpc_timeout_ms);
+  block_options.patience = std::chrono::milliseconds(config.publish_timeout_ms);
   live.blocks = std::make_shared<intercomm::gateway::BlockList>(bus, block_options);
   // What was published while the bus was down is gone: sockets read what they
   // missed from the inboxes, and every cached block list is dropped.

@@ -145,6 +145,17 @@ core::Result<json::object> query_params(const HttpRequest& request, const QueryP
         break;
       }
       case QueryKind::token: params[param.key] = param.value; break;
+      case QueryKind::users: {
+        json::array users;
+        std::string_view rest = param.value;
+        while (!rest.empty()) {
+          const auto comma = rest.find(',');
+          users.emplace_back(rest.substr(0, comma));
+          rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        }
+        params[param.key] = std::move(users);
+        break;
+      }
       case QueryKind::cursor:
         if (param.value.empty() || param.value.size() > 100) {
           return Error::of(ErrorCode::invalid_params,

@@ -66,6 +66,7 @@ enum class QueryKind {
   limit,       // an integer from 1 (the worker checks the top)
   cursor,      // an opaque `next` of a previous page
   token,       // a bearer token (checked by the verifier)
+  users,       // user ids separated by commas: a JSON array (the job checks each)
 };
 using QueryParams = std::vector<std::pair<std::string_view, QueryKind>>;
 

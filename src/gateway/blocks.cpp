@@ -14,6 +14,42 @@ namespace intercomm::gateway {
 
 namespace json = boost::json;
 
+BlockList::BlockList(bus::Bus& bus, BlockListOptions options)
+    : bus_(bus), options_(options), retry_thread_([this] { run_retries(); }) {}
+
+BlockList::~BlockList() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  retry_cv_.notify_all();
+  if (retry_thread_.get_id() == std::this_thread::get_id()) {
+    retry_thread_.detach();  // the last owner let go on the retry thread itself
+  } else {
+    retry_thread_.join();
+  }
+}
+
+void BlockList::run_retries() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (retries_.empty()) {
+      retry_cv_.wait(lock);
+      continue;
+    }
+    const auto due = retries_.begin()->first;
+    if (std::chrono::steady_clock::now() < due) {
+      retry_cv_.wait_until(lock, due);
+      continue;
+    }
+    const std::string receiver = retries_.begin()->second;
+    retries_.erase(retries_.begin());
+    lock.unlock();
+    lookup(receiver);
+    lock.lock();
+  }
+}
+
 void BlockList::start(std::function<void(core::Result<void>)> done) {
   bus_.bind_reply_queue(std::string(bus::kLiveExchange), std::string(jobs::kBlocksKey), true,
                         [done = std::move(done)](core::Result<void> bound) {
@@ -39,6 +75,14 @@ void BlockList::check(const std::string& receiver, const std::string& sender,
     }
   }
   if (known) return done(*known);
+  {
+    std::lock_guard lock(mu_);
+    pending_[receiver].give_up = std::chrono::steady_clock::now() + options_.patience;
+  }
+  lookup(receiver);
+}
+
+void BlockList::lookup(const std::string& receiver) {
   if (rpc_ == nullptr) return finished(receiver, core::Error::of(core::ErrorCode::unavailable, "no RPC client"));
   rpc_->call(std::string(jobs::ListBlocks::name), jobs::ListBlocks{receiver}.encode(), options_.rpc_timeout, {},
              [self = shared_from_this(), receiver](bus::RpcResult result) {
@@ -53,6 +97,15 @@ void BlockList::finished(const std::string& receiver, core::Result<std::vector<s
     std::lock_guard lock(mu_);
     auto found = pending_.find(receiver);
     if (found == pending_.end()) return;
+    const bool transient = !blocks && (blocks.error().code == core::ErrorCode::unavailable ||
+                                       blocks.error().code == core::ErrorCode::timeout);
+    const auto now = std::chrono::steady_clock::now();
+    if (transient && now < found->second.give_up && !stopping_) {
+      // The bus or the MTA is down: ask again in a moment, as a send waits for the broker.
+      retries_.emplace(std::min(now + std::chrono::milliseconds(250), found->second.give_up), receiver);
+      retry_cv_.notify_all();
+      return;
+    }
     pending = std::move(found->second);
     pending_.erase(found);
     if (blocks && !pending.forgotten) {

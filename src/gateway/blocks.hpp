@@ -4,7 +4,10 @@
 // jobs::kBlocksKey, and a {"type":"blocks","user"} there (sent by the MTA
 // whenever a user's blocks change, before it answers the change) drops that
 // user's entry. After a bus reconnect (signals may be lost) everything is
-// dropped. Concurrent checks of one receiver share one RPC.
+// dropped. Concurrent checks of one receiver share one RPC. While the list
+// cannot be read (the bus or the MTA down) the check waits and asks again,
+// as a send waits for the broker, up to `patience`; then it fails: a list
+// that cannot be read never lets a message through.
 #pragma once
 
 #include "bus/bus.hpp"
@@ -16,6 +19,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <condition_variable>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,13 +29,17 @@ namespace intercomm::gateway {
 
 struct BlockListOptions {
   std::chrono::milliseconds rpc_timeout{5000};
+  std::chrono::milliseconds patience{5000};  // the gateway's publish timeout: how long a send may wait
   std::chrono::seconds ttl{60};       // a missed signal is forgotten after this long
   std::size_t max_entries = 100'000;  // receivers remembered; past it, all are dropped
 };
 
 class BlockList : public std::enable_shared_from_this<BlockList> {
  public:
-  BlockList(bus::Bus& bus, BlockListOptions options) : bus_(bus), options_(options) {}
+  BlockList(bus::Bus& bus, BlockListOptions options);
+  ~BlockList();
+  BlockList(const BlockList&) = delete;
+  BlockList& operator=(const BlockList&) = delete;
 
   // The RPC client that reads block lists (its intercept must pass deliveries to deliver()).
   void set_rpc(bus::RpcClient& rpc) { rpc_ = &rpc; }
@@ -57,8 +66,11 @@ class BlockList : public std::enable_shared_from_this<BlockList> {
   struct Pending {
     std::vector<std::pair<std::string, Waiter>> waiters;  // sender, done
     bool forgotten = false;  // forget() since the RPC started: answer with it, do not keep it
+    std::chrono::steady_clock::time_point give_up;  // transient failures are retried until then
   };
+  void lookup(const std::string& receiver);
   void finished(const std::string& receiver, core::Result<std::vector<std::string>> blocks);
+  void run_retries();
 
   bus::Bus& bus_;
   BlockListOptions options_;
@@ -67,6 +79,11 @@ class BlockList : public std::enable_shared_from_this<BlockList> {
   std::map<std::string, Entry, std::less<>> entries_;
   std::map<std::string, Pending, std::less<>> pending_;
   std::size_t lookups_ = 0;
+  // Lookups to try again (after a transient failure), by when.
+  std::multimap<std::chrono::steady_clock::time_point, std::string> retries_;
+  std::condition_variable retry_cv_;
+  bool stopping_ = false;
+  std::thread retry_thread_;
 };
 
 }  // namespace intercomm::gateway

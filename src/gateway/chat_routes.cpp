@@ -74,6 +74,18 @@ void add_chat_routes(Router& router, const std::shared_ptr<Context>& context) {
                rpc_call(*context, jobs::RetractMessage::name, job->encode(), request, user, 204, std::move(respond));
              }));
 
+  router.add("GET", "/v1/users/{user}/presence", std::string(jobs::GetPresence::name),
+             own_route(context, jobs::GetPresence::name, 200,
+                       [](const HttpRequest& request, const PathParams& path) -> core::Result<json::object> {
+                         auto query = query_params(request, {{"users", QueryKind::users}});
+                         if (!query) return query;
+                         auto job = jobs::GetPresence::decode(
+                             json::object{{"user", path.at("user")},
+                                          {"users", query->contains("users") ? query->at("users") : json::value()}});
+                         if (!job) return job.error();
+                         return job->encode();
+                       }));
+
   router.add("PUT", "/v1/users/{user}/blocks/{other}", std::string(jobs::BlockUser::name),
              block_route(context, jobs::BlockUser::name));
   router.add("DELETE", "/v1/users/{user}/blocks/{other}", std::string(jobs::UnblockUser::name),

@@ -1,4 +1,5 @@
-// The frames a client sends on its socket: "send", answered per ref.
+// The frames a client sends on its socket: "send" and "presence", answered
+// per ref; "typing", relayed.
 #include "gateway/frames.hpp"
 
 #include "bus/topology.hpp"
@@ -51,6 +52,32 @@ void typing(FrameContext& context, const std::string& user, const json::value& r
                       [](bus::PublishStatus) {});  // unroutable: nobody of theirs is online
 }
 
+// {"type":"presence","ref","users":[...]}: answered {"type":"presence","ref",
+// "users":{...}} as GET /v1/users/{user}/presence (RPC get_presence).
+void presence(FrameContext& context, const std::string& user, const json::value& ref, const json::object& frame,
+              std::function<void(std::string)> reply, std::function<void()> done) {
+  for (const auto& member : frame) {
+    if (member.key() != "type" && member.key() != "ref" && member.key() != "users") {
+      reply(error_frame(ref, core::invalid_field(member.key(), "unknown field (allowed: ref, users)")));
+      return done();
+    }
+  }
+  json::object params{{"user", user}, {"users", frame.contains("users") ? frame.at("users") : json::value()}};
+  auto job = jobs::GetPresence::decode(params);
+  if (!job) {
+    reply(error_frame(ref, job.error()));
+    return done();
+  }
+  context.rpc.call(std::string(jobs::GetPresence::name), job->encode(), context.send.rpc_timeout, {},
+                   [ref, reply = std::move(reply)](bus::RpcResult result) {
+                     if (!result) return reply(error_frame(ref, result.error()));
+                     const auto* users = result->is_object() ? result->as_object().if_contains("users") : nullptr;
+                     reply(json::serialize(json::object{
+                         {"type", "presence"}, {"ref", ref}, {"users", users ? *users : json::value(json::object())}}));
+                   });
+  done();  // the answer comes when it comes; the socket's next frame need not wait
+}
+
 }  // namespace
 
 void handle_client_frame(FrameContext& context, const std::string& user, const std::string& request_id,
@@ -76,9 +103,12 @@ void handle_client_frame(FrameContext& context, const std::string& user, const s
   if (!ref.is_string() || !is_ref(ref.get_string())) {
     return finish(error_frame(nullptr, core::invalid_field("ref", "required: 1-64 printable ASCII characters")));
   }
+  if (type != nullptr && type->is_string() && type->get_string() == "presence") {
+    return presence(context, user, ref, frame, std::move(reply), std::move(done));
+  }
   if (type == nullptr || !type->is_string() || type->get_string() != "send") {
-    return finish(
-        error_frame(ref, core::invalid_field("type", "unknown frame type (the client may send: send, typing)")));
+    return finish(error_frame(
+        ref, core::invalid_field("type", "unknown frame type (the client may send: send, typing, presence)")));
   }
   if (auto spent = context.guard.spend(Guard::Limit::send, user); !spent) {
     return finish(error_frame(ref, spent.error()));

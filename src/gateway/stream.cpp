@@ -98,6 +98,13 @@ void StreamHub::detach(const std::shared_ptr<Socket>& socket) {
                             if (!result)
                               spdlog::warn("stream: cannot unbind {}: {}", user, result.error().message);
                           });
+    // The user's last socket here: when they were last seen (presence).
+    const jobs::RecordLastSeen seen{socket->user(), core::format_rfc3339(std::chrono::system_clock::now())};
+    bus_.publish(bus::kExchange, jobs::envelope(seen), options_.rpc_timeout, [user = seen.user](bus::PublishStatus status) {
+      if (status != bus::PublishStatus::confirmed && status != bus::PublishStatus::unroutable) {
+        spdlog::debug("stream: last seen of {} not recorded: {}", user, bus::to_string(status));
+      }
+    });
   }
 }
 
@@ -121,6 +128,7 @@ bool StreamHub::deliver(bus::Envelope& envelope) {
   const auto* seq_value = object ? object->if_contains("seq") : nullptr;
   const auto seq = seq_value ? seq_in(*seq_value) : std::nullopt;
   const auto* type = object ? object->if_contains("type") : nullptr;
+  if (type != nullptr && type->is_string() && type->get_string() == jobs::kProbeType) return true;  // presence
   if (type != nullptr && type->is_string() && jobs::is_signal(type->get_string())) {
     // A signal, not a message (its seq, if any, is not the socket's number):
     // to the user's sockets as it comes.

@@ -1,6 +1,9 @@
-// The chat jobs' codecs: conversations, the read marker, blocks.
+// The chat jobs' codecs: conversations, the read marker, retraction,
+// receipts, blocks, presence.
 #include "jobs/codec.hpp"
 #include "jobs/jobs.hpp"
+
+#include <fmt/core.h>
 
 namespace intercomm::jobs {
 
@@ -154,6 +157,41 @@ Result<GetReceipt> GetReceipt::decode(const json::object& params) {
   if (!id) return id.error();
   if (!*id) return core::invalid_field("message_id", "required");
   return GetReceipt{std::move(**id)};
+}
+
+json::object GetPresence::encode() const {
+  json::array list;
+  for (const auto& other : users) list.emplace_back(other);
+  return json::object{{"user", user}, {"users", std::move(list)}};
+}
+
+Result<GetPresence> GetPresence::decode(const json::object& params) {
+  if (auto ok = only(params, {"user", "users"}); !ok) return ok.error();
+  auto user = user_of(params);
+  if (!user) return user.error();
+  const auto* users = params.if_contains("users");
+  const auto* list = users ? users->if_array() : nullptr;
+  const std::string rule = fmt::format("must be a list of 1 to {} user ids", kMaxUsers);
+  if (list == nullptr || list->empty() || list->size() > kMaxUsers) return core::invalid_field("users", rule);
+  GetPresence job{std::move(*user), {}};
+  for (const auto& other : *list) {
+    if (!other.is_string() || !core::is_user_id(other.get_string())) return core::invalid_field("users", rule);
+    job.users.emplace_back(other.get_string());
+  }
+  return job;
+}
+
+json::object RecordLastSeen::encode() const { return json::object{{"user", user}, {"at", at}}; }
+
+Result<RecordLastSeen> RecordLastSeen::decode(const json::object& params) {
+  if (auto ok = only(params, {"user", "at"}); !ok) return ok.error();
+  auto user = user_of(params);
+  if (!user) return user.error();
+  const auto* at = params.if_contains("at");
+  if (at == nullptr || !at->is_string() || !core::is_rfc3339_utc(at->get_string())) {
+    return core::invalid_field("at", "must be an RFC 3339 UTC time");
+  }
+  return RecordLastSeen{std::move(*user), std::string(at->get_string())};
 }
 
 }  // namespace intercomm::jobs

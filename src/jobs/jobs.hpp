@@ -278,6 +278,34 @@ struct GetReceipt {
   static core::Result<GetReceipt> decode(const boost::json::object& params);
 };
 
+// {"user","users":[ids]} -> {"users":{"<id>":{"online":true}|{"online":false,
+// "last_seen":time|null}}}: online while the user has a socket on any
+// gateway (the broker routes to user.<id> on inter_comm.live: a probe
+// publish is routed, not unroutable). Only oneself and users one has a
+// conversation with (-32003 naming the others); 1 to kMaxUsers users.
+struct GetPresence {
+  static constexpr std::string_view name = "get_presence";
+  static constexpr std::string_view worker = kMta;
+  static constexpr std::size_t kMaxUsers = 50;
+  std::string user;
+  std::vector<std::string> users;
+
+  boost::json::object encode() const;
+  static core::Result<GetPresence> decode(const boost::json::object& params);
+};
+
+// {"user","at"} -> {}: `user`'s last socket on a gateway closed at `at`
+// (published by that gateway; get_presence's last_seen).
+struct RecordLastSeen {
+  static constexpr std::string_view name = "record_last_seen";
+  static constexpr std::string_view worker = kMta;
+  std::string user;
+  std::string at;  // RFC 3339
+
+  boost::json::object encode() const;
+  static core::Result<RecordLastSeen> decode(const boost::json::object& params);
+};
+
 // --- the MDA's jobs ---
 
 // {"message":{...stored},"seqs":{"<user>":seq}} -> {"message_id","live":[users],"webhooks":N}.
@@ -327,6 +355,8 @@ bool is_idempotency_key(std::string_view key);
 //                                            this user's message (at `seq`) first reached
 //                                            its receiver (a socket, or a webhook 2xx)
 inline constexpr std::string_view kSignalTypes[] = {"typing", "read", "retracted", "delivered"};
+// {"type":"probe"}: get_presence's probe of user.<id>; gateways drop it.
+inline constexpr std::string_view kProbeType = "probe";
 // {"type":"blocks","user"}: `user`'s blocks changed. Published with routing
 // key kBlocksKey, which every gateway binds: they forget what they cached.
 inline constexpr std::string_view kBlocksKey = "blocks";

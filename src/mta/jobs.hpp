@@ -81,6 +81,11 @@ JobResult get_receipt(Context& context, const boost::json::object& params);
 
 JobResult retract_message(Context& context, const boost::json::object& params);
 
+// --- presence.cpp ---
+
+JobResult get_presence(Context& context, const boost::json::object& params);
+JobResult record_last_seen(Context& context, const boost::json::object& params);
+
 // --- blocks.cpp ---
 
 JobResult block_user(Context& context, const boost::json::object& params);

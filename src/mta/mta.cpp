@@ -1,5 +1,5 @@
 // The MTA's job table: which job runs which handler (the handlers are in
-// send.cpp, reads.cpp, conversations.cpp, retract.cpp, blocks.cpp and
+// send.cpp, reads.cpp, conversations.cpp, retract.cpp, presence.cpp, blocks.cpp and
 // subscriptions.cpp).
 #include "mta/mta.hpp"
 
@@ -30,6 +30,8 @@ void register_jobs(worker::Worker& worker, store::Store& store, bus::Bus& bus, M
   bind(jobs::MarkRead::name, &detail::mark_read);
   bind(jobs::GetReceipt::name, &detail::get_receipt);
   bind(jobs::RetractMessage::name, &detail::retract_message);
+  bind(jobs::GetPresence::name, &detail::get_presence);
+  bind(jobs::RecordLastSeen::name, &detail::record_last_seen);
   bind(jobs::BlockUser::name, &detail::block_user);
   bind(jobs::UnblockUser::name, &detail::unblock_user);
   bind(jobs::ListBlocks::name, &detail::list_blocks);

@@ -19,6 +19,7 @@ inline const Bucket kDeliveries = bucket("delivery");  // <message_id>/<entry> -
 inline const Bucket kIdempotency = bucket("idempotency");  // <user>/<key> -> claim
 inline const Bucket kBlocks = bucket("block");              // index per user: the users they block
 inline const Bucket kDelivered = bucket("delivered");       // message_id -> when it first reached its receiver
+inline const Bucket kLastSeen = bucket("last_seen");        // user -> when their last socket closed
 
 inline std::string subscription_key(std::string_view user, std::string_view id) {
   return std::string(user) + "/" + std::string(id);

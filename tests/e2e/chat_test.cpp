@@ -405,6 +405,54 @@ TEST_P(Chat, DeliveredAndReadReceiptsReachTheSenderOnly) {
   EXPECT_TRUE(waiting.at("read_at").is_null());
 }
 
+// Presence follows sockets on any gateway (split: bob's socket is on the
+// other gateway), then shows when the user was last seen; only for users one
+// has a conversation with; over REST and over the socket.
+TEST_P(Chat, PresenceFollowsSocketsOnAnyGatewayForPeersOnly) {
+  send(alice_, bob_, "hi");
+  intercomm::testing::wait_for_inbox(port_.at(bob_), token(bob_), bob_, 1);
+  const std::string presence = "/v1/users/" + alice_ + "/presence?users=";
+  auto offline = call_json(alice_, "GET", presence + bob_);
+  EXPECT_EQ(offline.at("users").at(bob_).at("online"), false);
+  EXPECT_TRUE(offline.at("users").at(bob_).at("last_seen").is_null()) << "never seen yet";
+
+  auto bob_socket = open(bob_);
+  auto online = call_json(alice_, "GET", presence + bob_ + "," + alice_);
+  EXPECT_EQ(online.at("users").at(bob_), (json::object{{"online", true}}));
+  EXPECT_EQ(online.at("users").at(alice_).at("online"), false) << "alice has no socket open";
+
+  auto alice_socket = open(alice_);
+  ASSERT_TRUE(alice_socket->write(json::serialize(json::object{{"type", "presence"}, {"ref", "p1"}, {"users", json::array{json::value(bob_)}}})));
+  auto answer = next_of(*alice_socket, "presence");
+  EXPECT_EQ(answer.at("ref"), "p1");
+  EXPECT_EQ(answer.at("users").at(bob_).at("online"), true);
+  ASSERT_TRUE(alice_socket->write(json::serialize(json::object{{"type", "presence"}, {"ref", "p2"}, {"users", json::array{json::value(carol_)}}})));
+  auto refused = next_of(*alice_socket, "error");
+  EXPECT_EQ(refused.at("ref"), "p2");
+  EXPECT_EQ(refused.at("status").to_number<int>(), 403);
+
+  bob_socket->close();
+  json::value seen;
+  for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
+    seen = call_json(alice_, "GET", presence + bob_).at("users").at(bob_);
+    if (seen.at("online") == false && seen.at("last_seen").is_string()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(seen.at("online"), false);
+  EXPECT_TRUE(seen.at("last_seen").is_string()) << json::serialize(seen);
+
+  EXPECT_EQ(call(alice_, "GET", presence + carol_).status, 403) << "no conversation with carol";
+  EXPECT_EQ(call(alice_, "GET", presence + bob_ + "," + carol_).status, 403);
+  EXPECT_EQ(call(alice_, "GET", presence).status, 400) << "no users";
+  EXPECT_EQ(call(alice_, "GET", "/v1/users/" + alice_ + "/presence").status, 400);
+  EXPECT_EQ(call(alice_, "GET", presence + "a%20b").status, 400);
+  EXPECT_EQ(call(alice_, "GET", presence + bob_ + ",,").status, 400);
+  std::string many;
+  for (int i = 0; i < 51; ++i) many += (i ? "," : "") + bob_;
+  EXPECT_EQ(call(alice_, "GET", presence + many).status, 400) << "more than 50";
+  EXPECT_EQ(call(bob_, "GET", presence + bob_).status, 403) << "another user's view";
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Chat, ::testing::Values("embedded", "split"),
                          [](const auto& info) { return info.param; });
 

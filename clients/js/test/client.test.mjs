@@ -150,6 +150,86 @@ test("typing reaches the peer's client", async () => {
   bobClient.close();
 });
 
+test("conversations, read markers and their signals, receipts", async () => {
+  const alice = unique("alice");
+  const bob = unique("bob");
+  const { client: aliceClient } = await connected(alice);
+  const { client: bobClient, messages } = await connected(bob);
+  const delivered = [];
+  aliceClient.on("delivered", (event) => delivered.push(event));
+  const reads = [];
+  aliceClient.on("read", (event) => reads.push(event));
+  const sent = [];
+  for (let i = 0; i < 3; i++) sent.push(await aliceClient.send({ receiver: bob, body: `c${i}` }));
+  await until(() => messages.length >= 3, "bob's messages");
+  assert.equal(aliceClient.user, alice, "the user is the token's subject");
+
+  const { conversations, next } = await bobClient.conversations();
+  assert.equal(next, null);
+  assert.equal(conversations.length, 1);
+  assert.equal(conversations[0].peer, alice);
+  assert.equal(conversations[0].unread, 3);
+  assert.equal(conversations[0].last_message.body, "c2");
+  const page = await bobClient.conversation(alice, { afterSeq: 0, limit: 2 });
+  assert.deepEqual(page.messages.map((m) => m.body), ["c0", "c1"]);
+
+  const marked = await bobClient.markRead(alice, messages[1].seq);
+  assert.deepEqual(marked, { peer: alice, read_seq: messages[1].seq, unread: 1 });
+  await until(() => reads.length === 1, "alice's read signal");
+  assert.equal(reads[0].user, bob);
+  await until(() => delivered.length === 3, "three delivered signals");
+  assert.deepEqual(new Set(delivered.map((d) => d.message_id)), new Set(sent.map((s) => s.message_id)));
+  const receipt = await aliceClient.message(sent[0].message_id);
+  assert.equal(typeof receipt.delivered_at, "string");
+  assert.equal(typeof receipt.read_at, "string");
+  const unread = await aliceClient.message(sent[2].message_id);
+  assert.equal(unread.read_at, null, "the marker stopped before it");
+  await assert.rejects(bobClient.markRead(alice, 999999), (error) => error.status === 400 && error.data.field === "seq");
+  aliceClient.close();
+  bobClient.close();
+});
+
+test("retraction reaches both clients; a block refuses the sender; presence follows sockets", async () => {
+  const alice = unique("alice");
+  const bob = unique("bob");
+  const carol = unique("carol");
+  const { client: aliceClient } = await connected(alice);
+  const { client: bobClient, messages } = await connected(bob);
+  const retracted = [];
+  bobClient.on("retracted", (event) => retracted.push(event));
+  const { message_id } = await aliceClient.send({ receiver: bob, body: "oops" });
+  await until(() => messages.length === 1, "bob's message");
+  await assert.rejects(bobClient.retract(message_id), (error) => error.status === 403);
+  assert.equal(await aliceClient.retract(message_id), null);
+  await until(() => retracted.length === 1, "bob's retracted signal");
+  assert.deepEqual(retracted[0].seq, messages[0].seq);
+  assert.equal((await bobClient.message(message_id)).body, "");
+
+  assert.deepEqual(await aliceClient.presence([bob]), { [bob]: { online: true } }, "over the socket");
+  await assert.rejects(aliceClient.presence([carol]), (error) => error.status === 403);
+  bobClient.close();
+  let answer;
+  for (const deadline = Date.now() + 20000; Date.now() < deadline;) {
+    answer = await new IntercommClient({ url, token: token(alice), WebSocket }).presence([bob]);  // over HTTP
+    if (!answer[bob].online) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(answer[bob].online, false);
+  for (const deadline = Date.now() + 20000; Date.now() < deadline && !answer[bob].last_seen;) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    answer = await aliceClient.presence([bob]);
+  }
+  assert.equal(typeof answer[bob].last_seen, "string", "last seen when his socket closed");
+
+  const bobAgain = new IntercommClient({ url, token: token(bob), WebSocket });
+  assert.equal(await bobAgain.block(alice), null);
+  assert.deepEqual(await bobAgain.blocks(), { blocks: [alice] });
+  await assert.rejects(aliceClient.send({ receiver: bob, body: "still there?" }), (error) => error.status === 403);
+  await bobAgain.unblock(alice);
+  await aliceClient.send({ receiver: bob, body: "hello again" });
+  aliceClient.close();
+});
+
 test("the example of docs/CLIENT.md works verbatim", async () => {
   const here = dirname(fileURLToPath(import.meta.url));
   const doc = readFileSync(join(here, "..", "..", "..", "docs", "CLIENT.md"), "utf8");

@@ -33,7 +33,7 @@ class BlockListTest : public ::testing::Test {
       return list_blocks(params);
     });
     ASSERT_TRUE(worker_->start());
-    blocks_ = std::make_shared<BlockList>(*gateway_bus_, BlockListOptions{2s, 60s, 1000});
+    blocks_ = std::make_shared<BlockList>(*gateway_bus_, options(2s));
     auto rpc = bus::RpcClient::open(*gateway_bus_, [blocks = blocks_](bus::Envelope& e) { return blocks->deliver(e); });
     ASSERT_TRUE(rpc);
     rpc_ = std::move(*rpc);
@@ -44,6 +44,14 @@ class BlockListTest : public ::testing::Test {
   }
 
   void TearDown() override { worker_->stop(); }
+
+  static BlockListOptions options(std::chrono::milliseconds rpc_timeout,
+                                  std::chrono::milliseconds patience = std::chrono::milliseconds(0)) {
+    BlockListOptions options;
+    options.rpc_timeout = rpc_timeout;
+    options.patience = patience;
+    return options;
+  }
 
   core::Result<json::value> list_blocks(const json::object& params) {
     std::unique_lock lock(mu_);
@@ -153,9 +161,11 @@ TEST_F(BlockListTest, ConcurrentChecksShareOneRpcAndAForgetDuringItIsNotCached) 
   EXPECT_EQ(calls(), 2) << "the list read during a forget was not kept";
 }
 
+// Without an answer the check asks again until its patience is spent (as a
+// send waits for the broker), then fails: it never lets a message through.
 TEST_F(BlockListTest, NoAnswerIsAnErrorNotAPass) {
   worker_->stop();
-  auto quick = std::make_shared<BlockList>(*gateway_bus_, BlockListOptions{200ms, 60s, 1000});
+  auto quick = std::make_shared<BlockList>(*gateway_bus_, options(200ms, 1s));
   quick->set_rpc(*rpc_);
   std::promise<core::Result<bool>> answer;
   quick->check("bob", "alice", [&](core::Result<bool> result) { answer.set_value(result); });
@@ -163,6 +173,26 @@ TEST_F(BlockListTest, NoAnswerIsAnErrorNotAPass) {
   ASSERT_FALSE(result) << "an unknown list must not let a message through";
   const auto code = result.error().code;
   EXPECT_TRUE(code == core::ErrorCode::unavailable || code == core::ErrorCode::timeout) << result.error().message;
+}
+
+TEST_F(BlockListTest, AListThatCannotBeReadYetIsAskedAgainWithinPatience) {
+  worker_->stop();
+  auto patient = std::make_shared<BlockList>(*gateway_bus_, options(200ms, 20s));
+  patient->set_rpc(*rpc_);
+  set_list("bob", {"alice"});
+  std::promise<core::Result<bool>> answer;
+  patient->check("bob", "alice", [&](core::Result<bool> result) { answer.set_value(result); });
+  auto future = answer.get_future();
+  EXPECT_EQ(future.wait_for(600ms), std::future_status::timeout) << "no answer while nobody serves list_blocks";
+  // The MTA is back: the check's next try gets the list.
+  worker_ = std::make_unique<worker::Worker>(*worker_bus_, "blocks_for_test", worker::WorkerOptions{});
+  worker_->on(std::string(jobs::ListBlocks::name), [this](const json::object& params, const worker::JobContext&) {
+    return list_blocks(params);
+  });
+  ASSERT_TRUE(worker_->start());
+  auto result = future.get();
+  ASSERT_TRUE(result) << result.error().message;
+  EXPECT_TRUE(*result);
 }
 
 }  // namespace
