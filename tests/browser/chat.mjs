@@ -84,12 +84,19 @@ async function signIn(page, url, user, userToken) {
     await page.click("#dev-form button");
   }
   await page.waitForSelector("#chat:not([hidden])");
-  await page.waitForSelector("#status.live");
+  await page.waitForSelector("#status.live", { state: "attached" });
 }
 
+// Opens a conversation: from the list when it is there, else by name.
 async function openPeer(page, peer) {
-  await page.fill("#peer", peer);
-  await page.click("#peer-form button");
+  const item = page.locator(`#conversations li[data-peer="${peer}"]`);
+  if (await item.count()) {
+    await item.click();
+  } else {
+    await page.fill("#peer", peer);
+    await page.click("#peer-form button");
+  }
+  await page.locator("#peer-name", { hasText: peer }).waitFor({ timeout: 20000 });
 }
 
 async function say(page, text) {
@@ -102,6 +109,15 @@ async function sees(page, text, mine) {
   await page.locator(`#messages li.${mine ? "mine" : "theirs"}`, { hasText: text }).waitFor({ timeout: 20000 });
 }
 
+// The ticks of my bubble with `text` reach `status` (sent, delivered, read).
+async function ticks(page, text, status) {
+  await page.locator(`#messages li.mine`, { hasText: text }).locator(`.ticks.${status}`).waitFor({ timeout: 20000 });
+}
+
+function check(condition, what) {
+  if (!condition) throw new Error(what);
+}
+
 let browser;
 try {
   const setup = await servers();
@@ -111,64 +127,104 @@ try {
            "--disable-component-update", "--disable-sync"],
   });
   const phone = { viewport: { width: 390, height: 700 }, isMobile: true, hasTouch: true };
-  const alicePage = await (await browser.newContext(phone)).newPage();
+  const desktop = { viewport: { width: 1100, height: 720 } };
+  const alicePage = await (await browser.newContext(desktop)).newPage();
   const bobPage = await (await browser.newContext(phone)).newPage();
   await signIn(alicePage, setup.aliceUrl, alice, setup.aliceToken);
   await signIn(bobPage, setup.bobUrl, bob, setup.bobToken);
-  await openPeer(alicePage, bob);
-  await openPeer(bobPage, alice);
 
+  // Alice starts a conversation; Bob, online with his list open, sees it appear
+  // with an unread badge; Alice's message is delivered (✓✓), not read yet.
+  await openPeer(alicePage, bob);
   await say(alicePage, "merhaba bob");
   await sees(alicePage, "merhaba bob", true);
+  await bobPage.locator(`#conversations li[data-peer="${alice}"] .badge`, { hasText: "1" }).waitFor({ timeout: 20000 });
+  await bobPage.locator(`#conversations li[data-peer="${alice}"] .preview`, { hasText: "merhaba bob" }).waitFor();
+  await alicePage.locator(`#conversations li[data-peer="${bob}"]`).waitFor({ timeout: 20000 });
+  await ticks(alicePage, "merhaba bob", "delivered");
+
+  // Bob opens it: the badge goes, and Alice's ticks turn to read.
+  await openPeer(bobPage, alice);
   await sees(bobPage, "merhaba bob", false);
+  await ticks(alicePage, "merhaba bob", "read");
+  await bobPage.locator("#back").click();
+  await bobPage.locator(`#conversations li[data-peer="${alice}"]`).waitFor();
+  await bobPage.locator(`#conversations li[data-peer="${alice}"] .badge`).waitFor({ state: "detached", timeout: 20000 });
+  await openPeer(bobPage, alice);
   await say(bobPage, "hi alice!");
   await sees(bobPage, "hi alice!", true);
   await sees(alicePage, "hi alice!", false);
+  await alicePage.locator("#presence.online").waitFor({ timeout: 30000 });
 
   // Alice types: Bob's page says so (the signal goes over the sockets, never stored).
   await alicePage.type("#body", "typ");
   await bobPage.locator("#typing:not([hidden])", { hasText: `${alice} is typing` }).waitFor({ timeout: 20000 });
   await alicePage.fill("#body", "");
 
-  // Bob's socket drops; what Alice sends meanwhile arrives when it reconnects (?after=).
+  // Alice retracts a message from its menu: the text goes on both pages.
+  await say(alicePage, "a secret");
+  await sees(bobPage, "a secret", false);
+  const secret = alicePage.locator("#messages li.mine", { hasText: "a secret" });
+  await secret.locator(".menu-button").click();
+  await secret.locator(".menu .retract").click();
+  await alicePage.locator("#messages li.mine.retracted", { hasText: "message retracted" }).waitFor({ timeout: 20000 });
+  await bobPage.locator("#messages li.theirs.retracted", { hasText: "message retracted" }).waitFor({ timeout: 20000 });
+  check(await bobPage.locator("#messages li", { hasText: "a secret" }).count() === 0, "the retracted text is still on Bob's page");
+
+  // Bob's socket drops; what Alice sends meanwhile arrives when it reconnects (?after_seq=).
   await bobPage.evaluate(() => window.chat.client._socket.close());
-  await bobPage.waitForSelector("#status:not(.live)");
+  await bobPage.waitForSelector("#status:not(.live)", { state: "attached" });
   await say(alicePage, "while you were away 1");
   await sees(alicePage, "while you were away 1", true);  // the page clears the field once a send is accepted
   await say(alicePage, "while you were away 2");
   await sees(bobPage, "while you were away 1", false);
   await sees(bobPage, "while you were away 2", false);
   const bobCount = await bobPage.locator("#messages li").count();
-  if (bobCount !== 4) throw new Error(`Bob sees ${bobCount} messages, expected 4 (no duplicates)`);
+  check(bobCount === 5, `Bob sees ${bobCount} messages, expected 5 (no duplicates)`);
 
   // Bob's page goes offline; Alice sends 300; back online, Bob's page catches up
   // (?after_seq=, with back-off while it cannot connect) and shows all 300 once, in order.
   await bobPage.context().setOffline(true);
   await bobPage.evaluate(() => window.chat.client._socket.close());
-  await bobPage.waitForSelector("#status:not(.live)");
+  await bobPage.waitForSelector("#status:not(.live)", { state: "attached" });
   await alicePage.evaluate(async (peer) => {
-    for (let i = 0; i < 300; ++i) await window.chat.api("POST", "/v1/messages", { receiver: peer, body: `batch ${i}` });
+    for (let i = 0; i < 300; ++i) await window.chat.client.send({ receiver: peer, body: `batch ${i}`, via: "http" });
   }, bob);
   await bobPage.context().setOffline(false);
-  // (The bubble's text is the body followed by its time: compare the body alone.)
+  // (The bubble's first child is the body's text: compare the body alone.)
   await bobPage.waitForFunction(
       () => [...document.querySelectorAll("#messages li")].some((li) => li.firstChild.textContent === "batch 299"),
       null, { timeout: 60000 });
-  await bobPage.waitForSelector("#status.live");
+  await bobPage.waitForSelector("#status.live", { state: "attached" });
   const shown = await bobPage.evaluate(
       () => [...document.querySelectorAll("#messages li")].map((li) => li.firstChild.textContent));
   const batch = shown.filter((text) => text.startsWith("batch "));
   const expected = Array.from({ length: 300 }, (_, i) => `batch ${i}`);
-  if (shown.length !== 304 || JSON.stringify(batch) !== JSON.stringify(expected)) {
-    throw new Error(`after the reconnect Bob shows ${shown.length} messages (expected 304), ` +
-                    `batch in order: ${JSON.stringify(batch) === JSON.stringify(expected)}`);
-  }
+  check(shown.length === 305 && JSON.stringify(batch) === JSON.stringify(expected),
+        `after the reconnect Bob shows ${shown.length} messages (expected 305), ` +
+        `batch in order: ${JSON.stringify(batch) === JSON.stringify(expected)}`);
+
+  // Bob blocks Alice from the conversation's header: her next send is refused
+  // and never reaches him.
+  await bobPage.locator("#block", { hasText: "Block" }).click();
+  await bobPage.locator("#block", { hasText: "Unblock" }).waitFor();
+  await say(alicePage, "are you blocking me?");
+  await alicePage.locator("#chat-error", { hasText: "does not take messages from you" }).waitFor({ timeout: 20000 });
+  await say(bobPage, "yes");  // Bob can still write; Alice sees it, and Bob never sees her refused one
+  await sees(alicePage, "yes", false);
+  check(await bobPage.locator("#messages li", { hasText: "are you blocking me?" }).count() === 0,
+        "a blocked sender's message reached Bob");
 
   mkdirSync(shots, { recursive: true });
-  await alicePage.screenshot({ path: join(shots, `chat-${mode}-alice.png`) });
-  await bobPage.screenshot({ path: join(shots, `chat-${mode}-bob.png`) });
-  console.log(`1 passed, 0 failed: alice and bob chatted both ways, bob saw alice typing, and 300 missed messages arrived once ` +
-              `and in order (${mode}); screenshots in ${shots}`);
+  await alicePage.screenshot({ path: join(shots, `chat-${mode}-desktop-alice.png`) });
+  await bobPage.screenshot({ path: join(shots, `chat-${mode}-phone-bob-conversation.png`) });
+  await bobPage.locator("#back").click();
+  await bobPage.locator(`#conversations li[data-peer="${alice}"] .preview`, { hasText: "you: yes" }).waitFor({ timeout: 20000 });
+  await bobPage.screenshot({ path: join(shots, `chat-${mode}-phone-bob-list.png`) });
+  console.log(`1 passed, 0 failed: the conversation appeared on both lists with Bob's unread badge, ticks went ` +
+              `delivered then read, typing showed, a retraction removed the text on both pages, 300 missed ` +
+              `messages arrived once and in order, and blocked Alice could not reach Bob (${mode}); ` +
+              `screenshots (desktop and phone) in ${shots}`);
 } catch (error) {
   console.error(error);
   console.log(`0 passed, 1 failed: ${error.message}`);
