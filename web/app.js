@@ -15,7 +15,7 @@ const state = {
   delivered: new Set(),      // ids of my messages that reached their receiver
   blocked: new Set(),
   markedRead: new Map(),     // peer -> the seq I last marked read
-  typingTimer: null, typedAt: 0, refreshTimer: null, presenceAt: 0,
+  typingTimer: null, typedAt: 0, refreshTimer: null, markTimer: null, presenceAt: 0,
 };
 // For the browser test: the page's state and the client.
 window.chat = { state };
@@ -186,8 +186,17 @@ function show(message, seq) {
   if (mine) updateTicks();
 }
 
-// Marks the open conversation read up to its newest message from the peer.
+// Marks the open conversation read up to its newest message from the peer
+// (at most every 200 ms: a catch-up of many messages moves it once).
 function markRead() {
+  if (state.markTimer) return;
+  state.markTimer = setTimeout(() => {
+    state.markTimer = null;
+    markReadNow();
+  }, 200);
+}
+
+function markReadNow() {
   if (!state.peer || document.hidden) return;
   const theirs = [...$("messages").querySelectorAll("li.theirs")];
   const seq = theirs.length ? Number(theirs[theirs.length - 1].dataset.seq) : 0;
