@@ -72,7 +72,8 @@ function refreshConversations() {
     state.refreshTimer = null;
     try {
       state.conversations = (await state.client.conversations({ limit: 50 })).conversations;
-      if (Date.now() - state.presenceAt > 10000) await refreshPresence();
+      const unknown = state.peer && state.peer !== state.user && !state.online.has(state.peer);
+      if (unknown || Date.now() - state.presenceAt > 10000) await refreshPresence();
       renderConversations();
     } catch (error) {
       onError("chat-error")(error);
