@@ -92,16 +92,13 @@ core::Result<ConversationsPage> ConversationReader::list(std::string_view user,
   if (before_seq && *before_seq <= 1) return page;
   std::vector<std::string> peers;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_.NewIterator(rocksdb::ReadOptions()));
+    PrefixIterator it(db_, prefix);
     if (before_seq) {
       it->SeekForPrev(prefix + big_endian(*before_seq - 1));
-    } else if (auto end = prefix_successor(prefix)) {
-      it->SeekForPrev(*end);
-      if (it->Valid() && it->key() == *end) it->Prev();
     } else {
-      it->SeekToLast();
+      it.seek_to_last();
     }
-    for (; it->Valid() && it->key().starts_with(prefix); it->Prev()) {
+    for (; it.in_prefix(); it->Prev()) {
       if (peers.size() == limit) {
         page.more = true;
         break;
@@ -131,11 +128,10 @@ core::Result<Conversation> ConversationReader::mark_read(const rocksdb::WriteOpt
   auto summary = read.ok() ? ConversationBatch::decode(bytes) : ConversationBatch::Summary{};
   if (mark.seq > summary.read_seq) {
     // The received count at the marker: the last entry at or before it.
-    const std::string prefix = entry_prefix(mark.user, mark.peer);
-    std::unique_ptr<rocksdb::Iterator> it(db_.NewIterator(rocksdb::ReadOptions()));
-    it->SeekForPrev(prefix + big_endian(mark.seq));
+    PrefixIterator it(db_, entry_prefix(mark.user, mark.peer));
+    it->SeekForPrev(entry_prefix(mark.user, mark.peer) + big_endian(mark.seq));
     std::uint64_t read_count = 0;
-    if (it->Valid() && it->key().starts_with(prefix) && it->value().size() >= 8) {
+    if (it.in_prefix() && it->value().size() >= 8) {
       read_count = from_big_endian(std::string_view(it->value().data(), 8));
     }
     if (!it->status().ok()) return failure(it->status(), "range");
@@ -153,10 +149,10 @@ core::Result<Conversation> ConversationReader::mark_read(const rocksdb::WriteOpt
 core::Result<std::optional<std::string>> ConversationReader::read_at(std::string_view user, std::string_view peer,
                                                                      std::uint64_t seq) {
   const std::string prefix = mark_prefix(user, peer);
-  std::unique_ptr<rocksdb::Iterator> it(db_.NewIterator(rocksdb::ReadOptions()));
+  PrefixIterator it(db_, prefix);
   it->Seek(prefix + big_endian(seq));
   std::optional<std::string> at;
-  if (it->Valid() && it->key().starts_with(prefix)) at = it->value().ToString();
+  if (it.in_prefix()) at = it->value().ToString();
   if (!it->status().ok()) return failure(it->status(), "range");
   return at;
 }

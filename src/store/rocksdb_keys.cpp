@@ -73,13 +73,24 @@ core::Error failure(const rocksdb::Status& status, std::string_view what) {
                          fmt::format("store: rocksdb {} failed: {}", what, status.ToString()));
 }
 
+PrefixIterator::PrefixIterator(rocksdb::DB& db, std::string prefix) : prefix_(std::move(prefix)) {
+  lower_slice_ = rocksdb::Slice(prefix_);
+  options_.iterate_lower_bound = &lower_slice_;
+  if (auto upper = prefix_successor(prefix_)) {
+    upper_ = std::move(*upper);
+    upper_slice_ = rocksdb::Slice(upper_);
+    options_.iterate_upper_bound = &upper_slice_;
+  }
+  it_.reset(db.NewIterator(options_));
+}
+
 core::Result<InboxPage> seq_range(rocksdb::DB& db, const std::string& prefix, const InboxQuery& query,
                                   const std::function<std::string(std::string_view)>& message_id_of) {
   const std::uint64_t low = query.after_seq.value_or(0);  // exclusive
   const std::uint64_t high = query.before_seq.value_or(std::numeric_limits<std::uint64_t>::max());
   InboxPage page;
   if (high <= low + 1) return page;  // no seq fits between the bounds
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  PrefixIterator it(db, prefix);
   const auto take = [&]() -> bool {  // false once outside the range
     if (!it->Valid()) return false;
     const auto key = it->key();

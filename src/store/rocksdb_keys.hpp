@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,33 @@ std::uint64_t from_big_endian(std::string_view bytes);
 std::string pair_key(std::string_view user, std::string_view other);
 
 core::Error failure(const rocksdb::Status& status, std::string_view what);
+
+// An iterator bounded to the keys starting with `prefix`: RocksDB stops at the
+// bounds instead of stepping over deleted keys beyond them (without bounds, a
+// Seek into an empty prefix walks every tombstone that follows it — e.g. the
+// conversation order keys each message replaces — until the next live key).
+class PrefixIterator {
+ public:
+  PrefixIterator(rocksdb::DB& db, std::string prefix);
+  PrefixIterator(const PrefixIterator&) = delete;
+  PrefixIterator& operator=(const PrefixIterator&) = delete;
+  rocksdb::Iterator* operator->() const { return it_.get(); }
+  // Valid and within the prefix.
+  bool in_prefix() const { return it_->Valid() && it_->key().starts_with(prefix_); }
+  // The key after the prefix.
+  std::string_view rest() const {
+    return std::string_view(it_->key().data() + prefix_.size(), it_->key().size() - prefix_.size());
+  }
+  // Positions at the last key of the prefix.
+  void seek_to_last() { it_->SeekToLast(); }
+
+ private:
+  std::string prefix_;
+  std::string upper_;
+  rocksdb::Slice lower_slice_, upper_slice_;
+  rocksdb::ReadOptions options_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
 
 // A page of the entries `prefix` + big_endian(seq) -> value, by seq, as
 // Store::inbox_range pages; `message_id_of` reads the message id from a value.

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -111,12 +112,9 @@ class RocksStore final : public Store {
   core::Result<Page> range(const Bucket& bucket, std::string_view index_key,
                            const RangeQuery& query) override {
     const std::string prefix = index_prefix(bucket, index_key);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    const auto entry_of = [&] {
-      const auto key = it->key();
-      return std::string(key.data() + prefix.size(), key.size() - prefix.size());
-    };
-    const auto in_prefix = [&] { return it->Valid() && it->key().starts_with(prefix); };
+    PrefixIterator it(*db_, prefix);
+    const auto entry_of = [&] { return std::string(it.rest()); };
+    const auto in_prefix = [&] { return it.in_prefix(); };
 
     Page page;
     if (query.order == Order::ascending) {
@@ -139,11 +137,8 @@ class RocksStore final : public Store {
       if (query.before) {
         it->SeekForPrev(prefix + *query.before);
         if (in_prefix() && entry_of() == *query.before) it->Prev();
-      } else if (auto end = prefix_successor(prefix)) {
-        it->SeekForPrev(*end);
-        if (it->Valid() && it->key() == *end) it->Prev();
       } else {
-        it->SeekToLast();
+        it.seek_to_last();  // the last key within the prefix (the iterator's upper bound)
       }
       for (; in_prefix(); it->Prev()) {
         std::string entry = entry_of();
@@ -340,6 +335,11 @@ core::Result<std::unique_ptr<Store>> open_rocksdb(const RocksOptions& options) {
   // many handler threads on few cores, and a spinning waiter takes CPU from
   // the ones doing work.
   db_options.enable_write_thread_adaptive_yield = false;
+  // Each message replaces its conversations' order keys (a delete each): a
+  // file where deletes cluster is compacted soon, so their tombstones do not
+  // pile up under the conversation lists.
+  db_options.table_properties_collector_factories.emplace_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(1024, 512));
   rocksdb::DB* raw = nullptr;
   const auto status = rocksdb::DB::Open(db_options, options.path, &raw);
   if (!status.ok()) {
