@@ -169,17 +169,24 @@ core::Result<json::object> query_params(const HttpRequest& request, const QueryP
 }
 
 Handler own_route(const std::shared_ptr<Context>& context, std::string_view method, int status, ParamsOf params_of,
-                  std::optional<Guard::Limit> limit) {
-  return authed(context, [context, method = std::string(method), status, params_of = std::move(params_of), limit](
-                             const HttpRequest& request, const PathParams& path, const std::string& user,
-                             Responder respond) {
+                  std::optional<Guard::Limit> limit, std::function<void(const std::string& user)> succeeded) {
+  return authed(context, [context, method = std::string(method), status, params_of = std::move(params_of), limit,
+                          succeeded = std::move(succeeded)](const HttpRequest& request, const PathParams& path,
+                                                            const std::string& user, Responder respond) {
     if (path.at("user") != user) return respond(error_response(forbidden("user: the token acts for another user")));
     if (limit) {
       if (auto spent = context->guard.spend(*limit, user); !spent) return respond(refusal(spent.error()));
     }
     auto params = params_of(request, path);
     if (!params) return respond(error_response(params.error()));
-    rpc_call(*context, method, std::move(*params), request, user, status, std::move(respond));
+    ResultCheck check = nullptr;
+    if (succeeded) {
+      check = [succeeded, user](boost::json::value result) -> core::Result<boost::json::value> {
+        succeeded(user);
+        return result;
+      };
+    }
+    rpc_call(*context, method, std::move(*params), request, user, status, std::move(respond), std::move(check));
   });
 }
 

@@ -76,10 +76,12 @@ core::Result<boost::json::object> query_params(const HttpRequest& request, const
 
 // A route on the caller's own resources (/v1/users/{user}/...: 403 unless
 // {user} is the token's subject): `params_of` builds the job's params (or
-// the error to answer), `limit` is spent first when given.
+// the error to answer), `limit` is spent first when given, `succeeded` runs
+// (with the user) before a success is answered.
 using ParamsOf = std::function<core::Result<boost::json::object>(const HttpRequest&, const PathParams&)>;
 Handler own_route(const std::shared_ptr<Context>& context, std::string_view method, int status, ParamsOf params_of,
-                  std::optional<Guard::Limit> limit = std::nullopt);
+                  std::optional<Guard::Limit> limit = std::nullopt,
+                  std::function<void(const std::string& user)> succeeded = nullptr);
 
 // chat_routes.cpp: conversations, the read marker.
 void add_chat_routes(Router& router, const std::shared_ptr<Context>& context);

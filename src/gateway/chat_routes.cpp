@@ -17,17 +17,17 @@ namespace {
 // the user's blocks at once (the others when the MTA's signal reaches them).
 // (Block and unblock take the same params.)
 Handler block_route(const std::shared_ptr<Context>& context, std::string_view method) {
-  return authed(context, [context, method](const HttpRequest& request, const PathParams& path,
-                                           const std::string& user, Responder respond) {
-    if (path.at("user") != user) return respond(error_response(forbidden("user: the token acts for another user")));
-    const json::object params{{"user", user}, {"other", path.at("other")}};
-    if (auto valid = jobs::BlockUser::decode(params); !valid) return respond(error_response(valid.error()));
-    rpc_call(*context, method, params, request, user, 204, std::move(respond),
-             [context, user](json::value result) -> core::Result<json::value> {
-               if (context->options.blocks) context->options.blocks->forget(user);
-               return result;
-             });
-  });
+  return own_route(
+      context, method, 204,
+      [](const HttpRequest&, const PathParams& path) -> core::Result<json::object> {
+        auto job = jobs::BlockUser::decode(json::object{{"user", path.at("user")}, {"other", path.at("other")}});
+        if (!job) return job.error();
+        return job->encode();
+      },
+      std::nullopt,
+      [context](const std::string& user) {
+        if (context->options.blocks) context->options.blocks->forget(user);
+      });
 }
 
 }  // namespace

@@ -13,13 +13,21 @@ using namespace codec;
 
 namespace {
 
-// The user and the peer of a conversation job.
-Result<std::pair<std::string, std::string>> pair_of(const json::object& params) {
+// The user and the other user of a job ("peer" of a conversation, "other" of a block).
+Result<std::pair<std::string, std::string>> pair_of(const json::object& params, std::string_view second = "peer") {
   auto user = user_of(params);
   if (!user) return user.error();
-  auto peer = user_of(params, "peer");
-  if (!peer) return peer.error();
-  return std::pair{std::move(*user), std::move(*peer)};
+  auto other = user_of(params, second);
+  if (!other) return other.error();
+  return std::pair{std::move(*user), std::move(*other)};
+}
+
+// The user and the other user of a block job; never oneself.
+Result<std::pair<std::string, std::string>> block_pair_of(const json::object& params) {
+  if (auto ok = only(params, {"user", "other"}); !ok) return ok.error();
+  auto pair = pair_of(params, "other");
+  if (pair && pair->first == pair->second) return core::invalid_field("other", "cannot be yourself");
+  return pair;
 }
 
 }  // namespace
@@ -84,21 +92,6 @@ Result<MarkRead> MarkRead::decode(const json::object& params) {
   if (!*seq) return core::invalid_field("seq", "required: a sequence number (an integer from 0)");
   return MarkRead{std::move(pair->first), std::move(pair->second), **seq};
 }
-
-namespace {
-
-// The user and the other user of a block job; never oneself.
-Result<std::pair<std::string, std::string>> block_pair_of(const json::object& params) {
-  if (auto ok = only(params, {"user", "other"}); !ok) return ok.error();
-  auto user = user_of(params);
-  if (!user) return user.error();
-  auto other = user_of(params, "other");
-  if (!other) return other.error();
-  if (*other == *user) return core::invalid_field("other", "cannot be yourself");
-  return std::pair{std::move(*user), std::move(*other)};
-}
-
-}  // namespace
 
 json::object BlockUser::encode() const { return json::object{{"user", user}, {"other", other}}; }
 

@@ -92,10 +92,8 @@ core::Result<InboxPage> seq_range(rocksdb::DB& db, const std::string& prefix, co
   if (high <= low + 1) return page;  // no seq fits between the bounds
   PrefixIterator it(db, prefix);
   const auto take = [&]() -> bool {  // false once outside the range
-    if (!it->Valid()) return false;
-    const auto key = it->key();
-    if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) return false;
-    const std::uint64_t seq = from_big_endian(std::string_view(key.data() + prefix.size(), 8));
+    if (!it.in_prefix() || it.rest().size() != 8) return false;
+    const std::uint64_t seq = from_big_endian(it.rest());
     if (seq <= low || seq >= high) return false;
     if (page.entries.size() == query.limit) {
       page.more = true;
