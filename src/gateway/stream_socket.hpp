@@ -206,6 +206,7 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
 
   void on_page(bus::RpcResult result) {
     bool fetch = false;
+    jobs::RecordDelivered delivered{user_, {}};
     {
       std::lock_guard lock(mu_);
       if (closed_) return;
@@ -224,6 +225,7 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
       }
       for (auto& item : page->messages) {
         if (item.seq <= sent_) continue;
+        note_delivered(item.message, delivered);
         send_locked(json::serialize(
                         json::object{{"type", "message"}, {"seq", item.seq}, {"message", std::move(item.message)}}),
                     item.seq);
@@ -237,7 +239,35 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
         fetch = next_page_or_wait_locked();
       }
     }
+    if (!delivered.messages.empty()) report_delivered(delivered);
     if (fetch) fetch_page();
+  }
+
+  // A message from someone else, read from the inbox for this socket, is
+  // delivered (mda/receipts.hpp): the MDA keeps the first time and tells its
+  // sender. Live frames were counted by the MDA when they were routed here.
+  void note_delivered(const json::value& message, jobs::RecordDelivered& delivered) const {
+    const auto* object = message.if_object();
+    if (object == nullptr || object->contains("retracted_at")) return;
+    const auto* id = object->if_contains("message_id");
+    const auto* sender = object->if_contains("sender");
+    const auto* receiver = object->if_contains("receiver");
+    if (id == nullptr || sender == nullptr || receiver == nullptr || !id->is_string() || !sender->is_string() ||
+        *receiver != json::value(user_) || *sender == *receiver) {
+      return;
+    }
+    delivered.messages.push_back({std::string(id->get_string()), std::string(sender->get_string())});
+  }
+
+  // Best effort, like the live path's receipt: a job not queued is logged.
+  void report_delivered(const jobs::RecordDelivered& delivered) {
+    hub_->bus_.publish(bus::kExchange, jobs::envelope(delivered), options_.rpc_timeout,
+                       [user = user_](bus::PublishStatus status) {
+                         if (status != bus::PublishStatus::confirmed) {
+                           spdlog::warn("stream: the delivery receipts of {}'s catch-up were not queued: {}", user,
+                                        bus::to_string(status));
+                         }
+                       });
   }
 
   // True when the next page may be read now; else it waits for the client.

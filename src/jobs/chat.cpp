@@ -187,4 +187,33 @@ Result<RecordLastSeen> RecordLastSeen::decode(const json::object& params) {
   return RecordLastSeen{std::move(*user), std::string(at->get_string())};
 }
 
+json::object RecordDelivered::encode() const {
+  json::array list;
+  for (const auto& item : messages) {
+    list.emplace_back(json::object{{"message_id", item.message_id}, {"sender", item.sender}});
+  }
+  return json::object{{"user", user}, {"messages", std::move(list)}};
+}
+
+Result<RecordDelivered> RecordDelivered::decode(const json::object& params) {
+  if (auto ok = only(params, {"user", "messages"}); !ok) return ok.error();
+  auto user = user_of(params);
+  if (!user) return user.error();
+  const auto* messages = params.if_contains("messages");
+  const auto* list = messages ? messages->if_array() : nullptr;
+  const std::string rule =
+      fmt::format("must be a list of 1 to {} {{\"message_id\",\"sender\"}}", kMaxMessages);
+  if (list == nullptr || list->empty() || list->size() > kMaxMessages) return core::invalid_field("messages", rule);
+  RecordDelivered job{std::move(*user), {}};
+  for (const auto& value : *list) {
+    const auto* item = value.if_object();
+    if (item == nullptr || item->size() != 2) return core::invalid_field("messages", rule);
+    auto id = optional_id(*item, "message_id");
+    auto sender = user_of(*item, "sender");
+    if (!id || !*id || !sender) return core::invalid_field("messages", rule);
+    job.messages.push_back({std::move(**id), std::move(*sender)});
+  }
+  return job;
+}
+
 }  // namespace intercomm::jobs

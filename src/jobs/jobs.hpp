@@ -322,6 +322,26 @@ struct DeliverMessage {
   static core::Result<DeliverMessage> decode(const boost::json::object& params);
 };
 
+// {"user","messages":[{"message_id","sender"},...]} -> {"signalled":N}:
+// the gateway handed these messages, read from `user`'s inbox (a socket's
+// catch-up), to one of `user`'s sockets; each one received from someone else
+// is delivered now unless it was before (mda/receipts.hpp). One job per page
+// read, 1 to kMaxMessages messages; published by the gateway, not called.
+struct RecordDelivered {
+  static constexpr std::string_view name = "record_delivered";
+  static constexpr std::string_view worker = kMda;
+  static constexpr std::size_t kMaxMessages = 1000;
+  struct Item {
+    std::string message_id;
+    std::string sender;
+  };
+  std::string user;
+  std::vector<Item> messages;
+
+  boost::json::object encode() const;
+  static core::Result<RecordDelivered> decode(const boost::json::object& params);
+};
+
 // {"message":{...stored},"user","subscription_id","attempt"} -> {"outcome"}.
 struct DeliverWebhook {
   static constexpr std::string_view name = "deliver_webhook";

@@ -347,9 +347,17 @@ core::Result<void> register_jobs(worker::Worker& live, worker::Worker& webhooks,
     delay.dead_letter_routing_key = std::string(jobs::DeliverWebhook::name);
     if (auto declared = bus.declare_queue(delay); !declared) return declared.error();
   }
+  const auto publish_timeout = options.publish_timeout;
   auto handlers = std::make_shared<Jobs>(store, bus, std::move(options));
   live.on_batch(std::string(jobs::DeliverMessage::name),
                 [handlers](std::span<const worker::BatchJob> batch) { return handlers->deliver_messages(batch); });
+  live.on(std::string(jobs::RecordDelivered::name),
+          [&store, &bus, publish_timeout](const json::object& params, const worker::JobContext&)
+              -> Result<json::value> {
+            auto job = jobs::RecordDelivered::decode(params);
+            if (!job) return job.error();
+            return record_catch_up(store, bus, *job, publish_timeout);
+          });
   webhooks.on(std::string(jobs::DeliverWebhook::name), [handlers](const json::object& params, const worker::JobContext&) {
     return handlers->deliver_webhook(params);
   });

@@ -45,8 +45,8 @@ core::Result<std::vector<std::chrono::milliseconds>> parse_retry_schedule(std::s
 // The delay queue that holds a webhook job for `wait` before its next attempt.
 std::string delay_queue(std::chrono::milliseconds wait);
 
-// Registers the MDA's jobs, deliver_message on `live` and deliver_webhook on
-// `webhooks` (and declares the delay queues):
+// Registers the MDA's jobs, deliver_message and record_delivered on `live`
+// and deliver_webhook on `webhooks` (and declares the delay queues):
 //  deliver_message {"message":{message_id,sender,receiver,body,created_at},
 //                   "seqs":{"<user>":seq,...}} -> {"message_id","live","webhooks"}
 //    publishes {"type":"message","seq":N,"message":{...}} to inter_comm.live
@@ -58,6 +58,8 @@ std::string delay_queue(std::chrono::milliseconds wait);
 //    gateway then sees a seq twice and drops the second (gateway/stream.hpp).
 //    `live` lists the users with a socket open somewhere. Then one
 //    deliver_webhook job per webhook subscription of the receiver.
+//  record_delivered {"user","messages":[{"message_id","sender"}]} -> {"signalled"}
+//    the delivery receipts of a socket's catch-up page (receipts.hpp).
 //  deliver_webhook {"message":{...},"user","subscription_id","attempt"} -> {"outcome"}
 //    POSTs {"type":"message.received","timestamp","data":message} with
 //    Standard Webhooks headers (webhook-id = message id, webhook-timestamp,

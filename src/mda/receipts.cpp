@@ -2,7 +2,6 @@
 #include "mda/receipts.hpp"
 
 #include "bus/topology.hpp"
-#include "jobs/jobs.hpp"
 #include "store/buckets.hpp"
 
 #include <spdlog/spdlog.h>
@@ -11,27 +10,52 @@ namespace intercomm::mda {
 
 namespace json = boost::json;
 
-void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& message,
-                      std::optional<std::uint64_t> sender_seq, std::chrono::milliseconds publish_timeout) {
-  if (message.sender == message.receiver || !message.retracted_at.empty()) return;
+core::Result<bool> record_delivered(store::Store& store, bus::Bus& bus, const Receipt& receipt,
+                                    std::chrono::milliseconds publish_timeout) {
+  if (receipt.sender == receipt.receiver) return false;
   const std::string at = core::format_rfc3339(std::chrono::system_clock::now());
-  auto first = store.put_if_absent(store::kDelivered, message.message_id, at);
-  if (!first) {
-    spdlog::warn("mda: the delivery receipt of {} was not kept: {}", message.message_id, first.error().message);
-    return;
-  }
-  if (!*first) return;  // told already
+  auto first = store.put_if_absent(store::kDelivered, receipt.message_id, at);
+  if (!first) return first.error();
+  if (!*first) return false;  // told already
+  auto sender_seq = receipt.sender_seq;
   if (!sender_seq) {
-    auto seq = store.inbox_seq(message.sender, message.message_id);
-    if (!seq || !*seq) return;
+    auto seq = store.inbox_seq(receipt.sender, receipt.message_id);
+    if (!seq || !*seq) return true;  // kept; the sender is told when they read it
     sender_seq = **seq;
   }
   bus.publish(bus::kLiveExchange,
-              jobs::signal(message.sender, json::object{{"type", "delivered"},
-                                                        {"message_id", message.message_id},
+              jobs::signal(receipt.sender, json::object{{"type", "delivered"},
+                                                        {"message_id", receipt.message_id},
                                                         {"seq", *sender_seq},
                                                         {"at", at}}),
               publish_timeout, [](bus::PublishStatus) {});  // a signal: the sender may be offline
+  return true;
+}
+
+void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& message,
+                      std::optional<std::uint64_t> sender_seq, std::chrono::milliseconds publish_timeout) {
+  if (!message.retracted_at.empty()) return;
+  auto recorded = record_delivered(store, bus, {message.message_id, message.sender, message.receiver, sender_seq},
+                                   publish_timeout);
+  if (!recorded) {
+    spdlog::warn("mda: the delivery receipt of {} was not kept: {}", message.message_id,
+                 recorded.error().message);
+  }
+}
+
+core::Result<json::value> record_catch_up(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
+                                          std::chrono::milliseconds publish_timeout) {
+  std::uint64_t signalled = 0;
+  for (const auto& item : job.messages) {
+    auto recorded = record_delivered(store, bus, {item.message_id, item.sender, job.user, std::nullopt},
+                                     publish_timeout);
+    if (!recorded) {
+      spdlog::warn("mda: the delivery receipt of {} was not kept: {}", item.message_id, recorded.error().message);
+      return core::Error::of(core::ErrorCode::unavailable, "store unavailable; retry");
+    }
+    if (*recorded) ++signalled;
+  }
+  return json::value(json::object{{"signalled", signalled}});
 }
 
 }  // namespace intercomm::mda

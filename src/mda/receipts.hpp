@@ -1,25 +1,50 @@
 // Delivery receipts: the first time a message reaches its receiver — a live
-// frame routed to a gateway holding one of their sockets, or a webhook of
-// theirs answering 2xx — its time is kept (bucket `delivered`, key the
-// message id; put_if_absent: the first wins) and its sender's sockets get
-// {"type":"delivered","message_id","seq","at"}, seq in the sender's inbox.
-// GET /v1/messages/{id} shows it to the sender (the MTA's get_receipt).
+// frame routed to a gateway holding one of their sockets, a socket's
+// catch-up handing it over from the inbox (the gateway's record_delivered
+// job), or a webhook of theirs answering 2xx — its time is kept (bucket
+// `delivered`, key the message id; put_if_absent: the first wins) and its
+// sender's sockets get {"type":"delivered","message_id","seq","at"}, seq in
+// the sender's inbox. GET /v1/messages/{id} shows it to the sender (the MTA's
+// get_receipt).
 #pragma once
 
 #include "bus/bus.hpp"
+#include "core/errors.hpp"
 #include "core/message.hpp"
+#include "jobs/jobs.hpp"
 #include "store/store.hpp"
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace intercomm::mda {
 
-// Best effort: a receipt that cannot be written or told is logged, never a
-// reason to deliver the message again. Nothing for a note to oneself or a
+struct Receipt {
+  std::string message_id;
+  std::string sender;
+  std::string receiver;
+  std::optional<std::uint64_t> sender_seq;  // read from the sender's inbox when absent
+};
+
+// Keeps the receipt and tells the sender: true when this was the first
+// delivery, false when it was told before (or the message is a note to
+// oneself). Fails only when the receipt could not be kept.
+core::Result<bool> record_delivered(store::Store& store, bus::Bus& bus, const Receipt& receipt,
+                                    std::chrono::milliseconds publish_timeout);
+
+// The live and webhook paths: best effort — a receipt that cannot be kept is
+// logged, never a reason to deliver the message again. Nothing for a
 // retracted message.
 void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& message,
                       std::optional<std::uint64_t> sender_seq, std::chrono::milliseconds publish_timeout);
+
+// record_delivered {"user","messages":[{"message_id","sender"}]}: every
+// message of a socket's catch-up page that `user` received. A receipt that
+// cannot be kept fails the job with -32010 (retried, no attempt spent).
+core::Result<boost::json::value> record_catch_up(store::Store& store, bus::Bus& bus,
+                                                 const jobs::RecordDelivered& job,
+                                                 std::chrono::milliseconds publish_timeout);
 
 }  // namespace intercomm::mda

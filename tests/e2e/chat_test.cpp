@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
+#include <set>
 #include <thread>
 
 namespace {
@@ -103,8 +105,10 @@ class Chat : public ::testing::TestWithParam<std::string> {
   }
 
   // The next frame of `type` on `ws` (others skipped), or an empty object.
-  static json::object next_of(WsClient& ws, std::string_view type) {
-    while (auto text = ws.read(20s)) {
+  static json::object next_of(WsClient& ws, std::string_view type) { return next_of_within(ws, type, 20s); }
+
+  static json::object next_of_within(WsClient& ws, std::string_view type, std::chrono::milliseconds wait) {
+    while (auto text = ws.read(wait)) {
       auto frame = json::parse(*text).as_object();
       if (frame.at("type").is_string() && frame.at("type").get_string() == type) return frame;
     }
@@ -412,6 +416,56 @@ TEST_P(Chat, DeliveredAndReadReceiptsReachTheSenderOnly) {
   auto waiting = call_json(alice_, "GET", "/v1/messages/" + offline);
   EXPECT_TRUE(waiting.at("delivered_at").is_null());
   EXPECT_TRUE(waiting.at("read_at").is_null());
+}
+
+// A receiver who was offline gets their messages by catching up from the
+// inbox: each one is delivered then, once, and its sender is told — counted
+// over many messages, across gateways in split mode.
+TEST_P(Chat, MessagesCaughtUpFromTheInboxAreDeliveredOnceEach) {
+  constexpr int kCount = 150;  // more than one catch-up page
+  auto alice_socket = open(alice_);
+  std::set<std::string> sent;
+  for (int i = 0; i < kCount; ++i) sent.insert(send(alice_, bob_, "while you were away " + std::to_string(i)));
+  send(bob_, alice_, "bob's own message in his inbox is no receipt for alice");
+  intercomm::testing::wait_for_inbox(port_.at(bob_), token(bob_), bob_, kCount + 1);
+  for (const auto& id : {*sent.begin(), *sent.rbegin()}) {
+    EXPECT_TRUE(call_json(alice_, "GET", "/v1/messages/" + id).at("delivered_at").is_null()) << "bob was offline";
+  }
+
+  const auto catch_up = [&] {
+    WsClient bob;
+    EXPECT_TRUE(bob.connect(port_.at(bob_), "/v1/stream?after_seq=0", {"Authorization: Bearer " + token(bob_)}));
+    std::size_t messages = 0;
+    while (auto text = bob.read(20s)) {
+      const auto frame = json::parse(*text);
+      if (frame.at("type") == "message") ++messages;
+      if (frame.at("type") == "live") break;
+    }
+    EXPECT_EQ(messages, kCount + 1u);
+  };
+  catch_up();
+  std::set<std::string> told;
+  std::map<std::string, std::string> told_at;
+  while (told.size() < sent.size()) {
+    auto delivered = next_of(*alice_socket, "delivered");
+    if (delivered.empty()) break;
+    const std::string id(delivered.at("message_id").as_string());
+    EXPECT_TRUE(sent.contains(id)) << "a receipt for " << id;
+    EXPECT_TRUE(told.insert(id).second) << id << " told twice";
+    told_at[id] = delivered.at("at").as_string();
+  }
+  EXPECT_EQ(told, sent) << told.size() << " of " << sent.size() << " told";
+  for (const auto& id : sent) {
+    auto seen = call_json(alice_, "GET", "/v1/messages/" + id);
+    EXPECT_EQ(seen.at("delivered_at"), json::value(told_at[id])) << id;
+  }
+
+  // Catching up again delivers nothing new: the first time stays, nobody is told twice.
+  catch_up();
+  const auto again = next_of_within(*alice_socket, "delivered", 2s);
+  EXPECT_TRUE(again.empty()) << "told again: " << json::serialize(again);
+  EXPECT_EQ(call_json(alice_, "GET", "/v1/messages/" + *sent.begin()).at("delivered_at"),
+            json::value(told_at[*sent.begin()]));
 }
 
 // Presence follows sockets on any gateway (split: bob's socket is on the

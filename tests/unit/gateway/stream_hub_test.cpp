@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace intercomm::gateway {
@@ -195,6 +196,12 @@ class StreamHubTest : public ::testing::Test {
     worker_->on("list_messages", [this](const json::object& params, const worker::JobContext&) {
       return list_messages(params);
     });
+    worker_->on("record_delivered", [this](const json::object& params, const worker::JobContext&) {
+      std::lock_guard lock(mu_);
+      receipts_.push_back(params);
+      receipts_cv_.notify_all();
+      return core::Result<json::value>(json::object{});
+    });
     ASSERT_TRUE(worker_->start());
   }
 
@@ -232,13 +239,39 @@ class StreamHubTest : public ::testing::Test {
     return result;
   }
 
-  static json::object item(std::uint64_t seq) {
-    return json::object{{"seq", seq},
-                        {"message_id", "M" + std::to_string(1000000 + seq)},
-                        {"sender", "alice"},
-                        {"receiver", "bob"},
-                        {"body", "message " + std::to_string(seq)},
-                        {"created_at", "2026-11-28T10:00:00.000Z"}};
+  // Message `seq` of bob's inbox: from alice, but bob's own where the test says.
+  json::object item(std::uint64_t seq) const {
+    const bool own = sent_by_bob_.contains(seq);
+    json::object message{{"seq", seq},
+                         {"message_id", "M" + std::to_string(1000000 + seq)},
+                         {"sender", own ? "bob" : "alice"},
+                         {"receiver", own ? "alice" : "bob"},
+                         {"body", "message " + std::to_string(seq)},
+                         {"created_at", "2026-11-28T10:00:00.000Z"}};
+    if (retracted_.contains(seq)) {
+      message["body"] = "";
+      message["retracted_at"] = "2026-11-28T10:00:01.000Z";
+    }
+    return message;
+  }
+
+  // The message ids of the record_delivered jobs the socket queued, once
+  // `count` came (or what came in 10 s).
+  std::vector<std::string> receipts(std::size_t count) {
+    std::unique_lock lock(mu_);
+    const auto ids = [&] {
+      std::vector<std::string> out;
+      for (const auto& job : receipts_) {
+        EXPECT_EQ(job.at("user"), "bob");
+        for (const auto& item : job.at("messages").as_array()) {
+          EXPECT_EQ(item.at("sender"), "alice");
+          out.emplace_back(item.at("message_id").as_string());
+        }
+      }
+      return out;
+    };
+    receipts_cv_.wait_for(lock, 10s, [&] { return ids().size() >= count; });
+    return ids();
   }
 
   // Opens bob's socket on a hub with `options` (gap waits shortened).
@@ -279,6 +312,9 @@ class StreamHubTest : public ::testing::Test {
   std::mutex mu_;
   std::uint64_t inbox_size_ = 0;
   std::size_t list_calls_ = 0;
+  std::set<std::uint64_t> sent_by_bob_, retracted_;
+  std::vector<json::object> receipts_;
+  std::condition_variable receipts_cv_;
 };
 
 TEST_F(StreamHubTest, WithoutACursorTheSocketGoesLiveAtTheEndOfTheInbox) {
@@ -330,6 +366,31 @@ TEST_F(StreamHubTest, ResumingAfterASeqReplaysExactlyTheRestThenGoesLive) {
   live(5);  // already replayed
   live(6);
   EXPECT_EQ(connection_->seqs(4), range(3, 6));
+}
+
+// What a catch-up hands over is delivered: the socket queues one
+// record_delivered job per page read, with the messages bob received (not
+// his own, not retracted ones); live frames are the MDA's to count.
+TEST_F(StreamHubTest, ACatchUpReportsTheMessagesItDeliveredPerPage) {
+  sent_by_bob_ = {4};
+  retracted_ = {5};
+  store_up_to(12);
+  StreamOptions options;
+  options.page = 5;
+  open(StreamCursor{2, std::nullopt}, options);
+  EXPECT_EQ(connection_->seqs(10), range(3, 12));
+  std::vector<std::string> expected;
+  for (std::uint64_t seq : {3, 6, 7, 8, 9, 10, 11, 12}) expected.push_back("M" + std::to_string(1000000 + seq));
+  EXPECT_EQ(receipts(expected.size()), expected);
+  {
+    std::lock_guard lock(mu_);
+    EXPECT_EQ(receipts_.size(), 2U) << "one job per page (3-7, 8-12)";
+  }
+  store_up_to(13);
+  live(13);
+  EXPECT_EQ(connection_->seqs(11), range(3, 13));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(receipts(expected.size()).size(), expected.size()) << "a live frame is not reported by the gateway";
 }
 
 TEST_F(StreamHubTest, ACursorPastTheEndOfTheInboxIsRefused) {

@@ -271,6 +271,29 @@ TEST(MessageJobs, RetractAndReceiptDecodeWhatEncodeWrote) {
   EXPECT_EQ(refused_field(GetReceipt::decode(object_of(R"({"message_id":"01JC7Z3K9Q","user":"x"})"))), "user");
 }
 
+TEST(MessageJobs, RecordDeliveredCarriesAPagesReceivedMessages) {
+  const RecordDelivered sent{"bob", {{"01JC7Z3K9Q", "alice"}, {"01JC7Z3K9R", "carol"}}};
+  auto job = RecordDelivered::decode(sent.encode());
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->user, "bob");
+  ASSERT_EQ(job->messages.size(), 2u);
+  EXPECT_EQ(job->messages[1].message_id, "01JC7Z3K9R");
+  EXPECT_EQ(job->messages[1].sender, "carol");
+  EXPECT_EQ(RecordDelivered::worker, kMda);
+  EXPECT_EQ(refused_field(RecordDelivered::decode(object_of(R"({"user":"bob","messages":[]})"))), "messages");
+  EXPECT_EQ(refused_field(RecordDelivered::decode(
+                object_of(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q"}]})"))),
+            "messages");
+  EXPECT_EQ(refused_field(RecordDelivered::decode(
+                object_of(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q","sender":"a b"}]})"))),
+            "messages");
+  EXPECT_EQ(refused_field(RecordDelivered::decode(
+                object_of(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q","sender":"al","x":1}]})"))),
+            "messages");
+  json::array many(RecordDelivered::kMaxMessages + 1, json::object{{"message_id", "01JC7Z3K9Q"}, {"sender", "al"}});
+  EXPECT_EQ(refused_field(RecordDelivered::decode(json::object{{"user", "bob"}, {"messages", many}})), "messages");
+}
+
 TEST(ConversationJobs, SignalsAreLiveNonPersistentFramesForOneUser) {
   EXPECT_TRUE(is_signal("typing"));
   EXPECT_TRUE(is_signal("read"));
