@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librabbitmq-dev librocksdb-dev libhiredis-dev libssl-dev
   libspdlog-dev libfmt-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev openssl
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev openssl
 )
 # Extra packages a caller needs on top (e.g. servers for the test run).
 packages+=("$@")

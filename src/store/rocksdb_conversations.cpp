@@ -8,10 +8,6 @@
 namespace intercomm::store::rocks {
 namespace {
 
-const Bucket kConversation = bucket("conversation");
-const Bucket kConversationMeta = bucket("conversation_meta");
-const Bucket kConversationOrder = bucket("conversation_order");
-const Bucket kReadMark = bucket("read_mark");
 
 std::string entry_prefix(std::string_view user, std::string_view peer) {
   return index_prefix(kConversation, pair_key(user, peer));

@@ -1,6 +1,8 @@
 // The RocksDB backend's keys and its one range walk by seq.
 #include "store/rocksdb_keys.hpp"
 
+#include "store/buckets.hpp"
+
 #include <fmt/core.h>
 
 #include <limits>
@@ -66,6 +68,63 @@ std::string pair_key(std::string_view user, std::string_view other) {
   append_component(out, user);
   out.append(other);
   return out;
+}
+
+namespace {
+
+// The component (written by append_component) at `at` in `key`, moving `at`
+// past it; none when the key ends first.
+std::optional<std::string_view> next_component(std::string_view key, std::size_t& at) {
+  if (key.size() - at < 4) return std::nullopt;
+  std::size_t size = 0;
+  for (int byte = 0; byte < 4; ++byte) size = (size << 8) | static_cast<unsigned char>(key[at + byte]);
+  at += 4;
+  if (key.size() - at < size) return std::nullopt;
+  at += size;
+  return key.substr(at - size, size);
+}
+
+}  // namespace
+
+std::optional<std::string_view> hint_prefix_of(std::string_view key) {
+  if (key.empty() || (key[0] != 'i' && key[0] != 'v')) return std::nullopt;
+  std::size_t at = 1;
+  const auto type = next_component(key, at);
+  const auto name = type ? next_component(key, at) : std::nullopt;
+  if (!name) return std::nullopt;
+  if (key[0] == 'i') {  // an index: entries appended by seq
+    if (!next_component(key, at)) return std::nullopt;
+    return key.substr(0, at);
+  }
+  if (*type != kBucketType) return std::nullopt;
+  if (*name == kMessages.name || *name == kDelivered.name) return key.substr(0, at);  // ids only grow
+  if (*name == kInboxSeq.name) {  // the user's component, then growing ids
+    if (!next_component(key, at)) return std::nullopt;
+    return key.substr(0, at);
+  }
+  if (*name == kInboxLast.name || *name == kConversationMeta.name) return key;  // rewritten in place
+  return std::nullopt;
+}
+
+namespace {
+
+class HintPrefix : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "intercomm.HintPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const auto prefix = hint_prefix_of(std::string_view(key.data(), key.size()));
+    return prefix ? rocksdb::Slice(prefix->data(), prefix->size()) : key;
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return hint_prefix_of(std::string_view(key.data(), key.size())).has_value();
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const rocksdb::SliceTransform> insert_hint_prefix() {
+  static const auto transform = std::make_shared<const HintPrefix>();
+  return transform;
 }
 
 core::Error failure(const rocksdb::Status& status, std::string_view what) {

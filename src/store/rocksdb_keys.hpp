@@ -8,6 +8,7 @@
 #include "store/store.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/slice_transform.h>
 
 #include <cstdint>
 #include <functional>
@@ -17,6 +18,14 @@
 #include <string_view>
 
 namespace intercomm::store::rocks {
+
+// The buckets only this backend has (the others are in buckets.hpp).
+inline const Bucket kInboxLast = bucket("inbox_last");  // user -> the last seq given
+inline const Bucket kInboxSeq = bucket("inbox_seq");    // [user] message id -> its seq in that inbox
+inline const Bucket kConversation = bucket("conversation");              // index [user] peer: seq -> entry
+inline const Bucket kConversationMeta = bucket("conversation_meta");     // [user] peer -> summary
+inline const Bucket kConversationOrder = bucket("conversation_order");   // index user: last seq -> peer
+inline const Bucket kReadMark = bucket("read_mark");                     // index [user] peer: seq -> time
 
 // Appends a 4-byte big-endian length and the bytes.
 void append_component(std::string& out, std::string_view part);
@@ -36,6 +45,19 @@ std::uint64_t from_big_endian(std::string_view bytes);
 std::string pair_key(std::string_view user, std::string_view other);
 
 core::Error failure(const rocksdb::Status& status, std::string_view what);
+
+// Where a key's next write is likely to go in, for RocksDB's memtable insert
+// hints: each hint prefix remembers where its last key went in, and the next
+// key with that prefix starts its search there instead of at the top of the
+// memtable. What a message writes: index entries ("i" type name index_key +
+// seq) appended to their index, and values under growing ids (messages,
+// receipts; a user's inbox_seq) appended to their bucket (or the user's part
+// of it) — those hint by that prefix; the values it rewrites (an inbox's last
+// seq, a conversation's summary) are their own prefix. Other keys get no hint
+// (a hint kept for a key never written again costs memtable space).
+std::shared_ptr<const rocksdb::SliceTransform> insert_hint_prefix();
+// What insert_hint_prefix() takes of `key`, or none when it is not a key of ours.
+std::optional<std::string_view> hint_prefix_of(std::string_view key);
 
 // An iterator bounded to the keys starting with `prefix`: RocksDB stops at the
 // bounds instead of stepping over deleted keys beyond them (without bounds, a
