@@ -9,7 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
-#include <deque>
+#include <list>
 #include <map>
 
 namespace intercomm::gateway {
@@ -403,7 +403,9 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
   std::size_t replayed_ = 0;
   std::map<std::uint64_t, std::string> held_;
   static constexpr std::size_t kMaxInbound = 256;
-  std::deque<std::string> inbound_;  // the client's frames not yet handled
+  // The client's frames not yet handled: a list, which (unlike a deque) holds
+  // no memory while empty — most sockets, most of the time.
+  std::list<std::string> inbound_;
   bool handling_ = false;            // one of them is being handled
 };
 
