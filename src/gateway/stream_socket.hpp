@@ -206,7 +206,7 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
 
   void on_page(bus::RpcResult result) {
     bool fetch = false;
-    jobs::RecordDelivered delivered{user_, {}};
+    jobs::RecordDelivered delivered;
     {
       std::lock_guard lock(mu_);
       if (closed_) return;
@@ -256,7 +256,7 @@ class StreamHub::Socket : public WsHandler, public std::enable_shared_from_this<
         *receiver != json::value(user_) || *sender == *receiver) {
       return;
     }
-    delivered.messages.push_back({std::string(id->get_string()), std::string(sender->get_string())});
+    delivered.messages.push_back({std::string(id->get_string()), std::string(sender->get_string()), user_, {}});
   }
 
   // Best effort, like the live path's receipt: a job not queued is logged.

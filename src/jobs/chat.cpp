@@ -190,28 +190,34 @@ Result<RecordLastSeen> RecordLastSeen::decode(const json::object& params) {
 json::object RecordDelivered::encode() const {
   json::array list;
   for (const auto& item : messages) {
-    list.emplace_back(json::object{{"message_id", item.message_id}, {"sender", item.sender}});
+    json::object entry{{"message_id", item.message_id}, {"sender", item.sender}, {"receiver", item.receiver}};
+    set_if(entry, "sender_seq", item.sender_seq);
+    list.emplace_back(std::move(entry));
   }
-  return json::object{{"user", user}, {"messages", std::move(list)}};
+  return json::object{{"messages", std::move(list)}};
 }
 
 Result<RecordDelivered> RecordDelivered::decode(const json::object& params) {
-  if (auto ok = only(params, {"user", "messages"}); !ok) return ok.error();
-  auto user = user_of(params);
-  if (!user) return user.error();
+  if (auto ok = only(params, {"messages"}); !ok) return ok.error();
   const auto* messages = params.if_contains("messages");
   const auto* list = messages ? messages->if_array() : nullptr;
-  const std::string rule =
-      fmt::format("must be a list of 1 to {} {{\"message_id\",\"sender\"}}", kMaxMessages);
+  const std::string rule = fmt::format(
+      "must be a list of 1 to {} {{\"message_id\",\"sender\",\"receiver\"[,\"sender_seq\"]}}", kMaxMessages);
   if (list == nullptr || list->empty() || list->size() > kMaxMessages) return core::invalid_field("messages", rule);
-  RecordDelivered job{std::move(*user), {}};
+  RecordDelivered job;
   for (const auto& value : *list) {
     const auto* item = value.if_object();
-    if (item == nullptr || item->size() != 2) return core::invalid_field("messages", rule);
+    if (item == nullptr || !only(*item, {"message_id", "sender", "receiver", "sender_seq"})) {
+      return core::invalid_field("messages", rule);
+    }
     auto id = optional_id(*item, "message_id");
     auto sender = user_of(*item, "sender");
-    if (!id || !*id || !sender) return core::invalid_field("messages", rule);
-    job.messages.push_back({std::move(**id), std::move(*sender)});
+    auto receiver = user_of(*item, "receiver");
+    auto seq = optional_seq(*item, "sender_seq");
+    if (!id || !*id || !sender || !receiver || !seq || (*seq && **seq == 0)) {
+      return core::invalid_field("messages", rule);
+    }
+    job.messages.push_back({std::move(**id), std::move(*sender), std::move(*receiver), *seq});
   }
   return job;
 }

@@ -322,11 +322,11 @@ struct DeliverMessage {
   static core::Result<DeliverMessage> decode(const boost::json::object& params);
 };
 
-// {"user","messages":[{"message_id","sender"},...]} -> {"signalled":N}:
-// the gateway handed these messages, read from `user`'s inbox (a socket's
-// catch-up), to one of `user`'s sockets; each one received from someone else
-// is delivered now unless it was before (mda/receipts.hpp). One job per page
-// read, 1 to kMaxMessages messages; published by the gateway, not called.
+// {"messages":[{"message_id","sender","receiver"[,"sender_seq"]},...]} ->
+// {"signalled":N}: these messages reached their receivers — a socket's
+// catch-up handed them over from the inbox (the gateway queues one job per
+// page). Each one is delivered now unless it was before (mda/receipts.hpp).
+// 1 to kMaxMessages.
 struct RecordDelivered {
   static constexpr std::string_view name = "record_delivered";
   static constexpr std::string_view worker = kMda;
@@ -334,8 +334,9 @@ struct RecordDelivered {
   struct Item {
     std::string message_id;
     std::string sender;
+    std::string receiver;
+    std::optional<std::uint64_t> sender_seq;  // read from the sender's inbox when absent
   };
-  std::string user;
   std::vector<Item> messages;
 
   boost::json::object encode() const;

@@ -356,7 +356,7 @@ core::Result<void> register_jobs(worker::Worker& live, worker::Worker& webhooks,
               -> Result<json::value> {
             auto job = jobs::RecordDelivered::decode(params);
             if (!job) return job.error();
-            return record_catch_up(store, bus, *job, publish_timeout);
+            return record_all(store, bus, *job, publish_timeout);
           });
   webhooks.on(std::string(jobs::DeliverWebhook::name), [handlers](const json::object& params, const worker::JobContext&) {
     return handlers->deliver_webhook(params);

@@ -43,11 +43,11 @@ void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& m
   }
 }
 
-core::Result<json::value> record_catch_up(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
-                                          std::chrono::milliseconds publish_timeout) {
+core::Result<json::value> record_all(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
+                                     std::chrono::milliseconds publish_timeout) {
   std::uint64_t signalled = 0;
   for (const auto& item : job.messages) {
-    auto recorded = record_delivered(store, bus, {item.message_id, item.sender, job.user, std::nullopt},
+    auto recorded = record_delivered(store, bus, {item.message_id, item.sender, item.receiver, item.sender_seq},
                                      publish_timeout);
     if (!recorded) {
       spdlog::warn("mda: the delivery receipt of {} was not kept: {}", item.message_id, recorded.error().message);

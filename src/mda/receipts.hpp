@@ -40,11 +40,11 @@ core::Result<bool> record_delivered(store::Store& store, bus::Bus& bus, const Re
 void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& message,
                       std::optional<std::uint64_t> sender_seq, std::chrono::milliseconds publish_timeout);
 
-// record_delivered {"user","messages":[{"message_id","sender"}]}: every
-// message of a socket's catch-up page that `user` received. A receipt that
-// cannot be kept fails the job with -32010 (retried, no attempt spent).
-core::Result<boost::json::value> record_catch_up(store::Store& store, bus::Bus& bus,
-                                                 const jobs::RecordDelivered& job,
-                                                 std::chrono::milliseconds publish_timeout);
+// record_delivered {"messages":[{"message_id","sender","receiver"[,"sender_seq"]}]}:
+// the receipts of a socket's catch-up page (queued by the gateway). A receipt
+// that cannot be kept fails the job with -32010 (retried, no attempt spent;
+// the ones kept before it are told once: put_if_absent).
+core::Result<boost::json::value> record_all(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
+                                            std::chrono::milliseconds publish_timeout);
 
 }  // namespace intercomm::mda

@@ -262,8 +262,8 @@ class StreamHubTest : public ::testing::Test {
     const auto ids = [&] {
       std::vector<std::string> out;
       for (const auto& job : receipts_) {
-        EXPECT_EQ(job.at("user"), "bob");
         for (const auto& item : job.at("messages").as_array()) {
+          EXPECT_EQ(item.at("receiver"), "bob");
           EXPECT_EQ(item.at("sender"), "alice");
           out.emplace_back(item.at("message_id").as_string());
         }

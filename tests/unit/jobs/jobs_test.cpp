@@ -271,27 +271,30 @@ TEST(MessageJobs, RetractAndReceiptDecodeWhatEncodeWrote) {
   EXPECT_EQ(refused_field(GetReceipt::decode(object_of(R"({"message_id":"01JC7Z3K9Q","user":"x"})"))), "user");
 }
 
-TEST(MessageJobs, RecordDeliveredCarriesAPagesReceivedMessages) {
-  const RecordDelivered sent{"bob", {{"01JC7Z3K9Q", "alice"}, {"01JC7Z3K9R", "carol"}}};
+TEST(MessageJobs, RecordDeliveredCarriesMessagesThatReachedTheirReceivers) {
+  const RecordDelivered sent{{{"01JC7Z3K9Q", "alice", "bob", std::nullopt}, {"01JC7Z3K9R", "carol", "bob", 7}}};
   auto job = RecordDelivered::decode(sent.encode());
   ASSERT_TRUE(job);
-  EXPECT_EQ(job->user, "bob");
   ASSERT_EQ(job->messages.size(), 2u);
+  EXPECT_EQ(job->messages[0].receiver, "bob");
+  EXPECT_FALSE(job->messages[0].sender_seq);
   EXPECT_EQ(job->messages[1].message_id, "01JC7Z3K9R");
   EXPECT_EQ(job->messages[1].sender, "carol");
+  EXPECT_EQ(job->messages[1].sender_seq, 7u);
   EXPECT_EQ(RecordDelivered::worker, kMda);
-  EXPECT_EQ(refused_field(RecordDelivered::decode(object_of(R"({"user":"bob","messages":[]})"))), "messages");
-  EXPECT_EQ(refused_field(RecordDelivered::decode(
-                object_of(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q"}]})"))),
+  const auto refused = [](std::string_view text) { return refused_field(RecordDelivered::decode(object_of(text))); };
+  EXPECT_EQ(refused(R"({"messages":[]})"), "messages");
+  EXPECT_EQ(refused(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q","sender":"al","receiver":"b"}]})"),
+            "user");
+  EXPECT_EQ(refused(R"({"messages":[{"message_id":"01JC7Z3K9Q","sender":"al"}]})"), "messages");
+  EXPECT_EQ(refused(R"({"messages":[{"message_id":"01JC7Z3K9Q","sender":"a b","receiver":"b"}]})"), "messages");
+  EXPECT_EQ(refused(R"({"messages":[{"message_id":"01JC7Z3K9Q","sender":"al","receiver":"b","x":1}]})"),
             "messages");
-  EXPECT_EQ(refused_field(RecordDelivered::decode(
-                object_of(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q","sender":"a b"}]})"))),
+  EXPECT_EQ(refused(R"({"messages":[{"message_id":"01JC7Z3K9Q","sender":"al","receiver":"b","sender_seq":0}]})"),
             "messages");
-  EXPECT_EQ(refused_field(RecordDelivered::decode(
-                object_of(R"({"user":"bob","messages":[{"message_id":"01JC7Z3K9Q","sender":"al","x":1}]})"))),
-            "messages");
-  json::array many(RecordDelivered::kMaxMessages + 1, json::object{{"message_id", "01JC7Z3K9Q"}, {"sender", "al"}});
-  EXPECT_EQ(refused_field(RecordDelivered::decode(json::object{{"user", "bob"}, {"messages", many}})), "messages");
+  json::array many(RecordDelivered::kMaxMessages + 1,
+                   json::object{{"message_id", "01JC7Z3K9Q"}, {"sender", "al"}, {"receiver", "b"}});
+  EXPECT_EQ(refused_field(RecordDelivered::decode(json::object{{"messages", many}})), "messages");
 }
 
 TEST(ConversationJobs, SignalsAreLiveNonPersistentFramesForOneUser) {
