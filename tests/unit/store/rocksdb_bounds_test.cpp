@@ -85,7 +85,7 @@ TEST(RocksHints, AHintPrefixIsAnIndexABucketOfGrowingIdsOrTheKeyItself) {
   EXPECT_FALSE(hint_prefix_of(""));
   EXPECT_FALSE(hint_prefix_of("x123"));
   EXPECT_FALSE(hint_prefix_of(inbox.substr(0, inbox.size() - 1))) << "a component cut short";
-  EXPECT_FALSE(hint_prefix_of(std::string("i\xFF\xFF\xFF\xFFab", 7))) << "a length past the end";
+  EXPECT_FALSE(hint_prefix_of(std::string("i\xFF\xFF\xFF\xFF" "ab", 7))) << "a length past the end";
 }
 
 // The memtable finds an appended key's place from the last key of its
