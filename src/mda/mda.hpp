@@ -58,8 +58,9 @@ std::string delay_queue(std::chrono::milliseconds wait);
 //    gateway then sees a seq twice and drops the second (gateway/stream.hpp).
 //    `live` lists the users with a socket open somewhere. Then one
 //    deliver_webhook job per webhook subscription of the receiver.
-//  record_delivered {"user","messages":[{"message_id","sender"}]} -> {"signalled"}
-//    the delivery receipts of a socket's catch-up page (receipts.hpp).
+//  record_delivered {"messages":[{"message_id","sender","receiver"[,"sender_seq"]}]}
+//    -> {"signalled"}: the delivery receipts of a socket's catch-up page
+//    (receipts.hpp).
 //  deliver_webhook {"message":{...},"user","subscription_id","attempt"} -> {"outcome"}
 //    POSTs {"type":"message.received","timestamp","data":message} with
 //    Standard Webhooks headers (webhook-id = message id, webhook-timestamp,

@@ -20,7 +20,7 @@ core::Result<bool> record_delivered(store::Store& store, bus::Bus& bus, const Re
   auto sender_seq = receipt.sender_seq;
   if (!sender_seq) {
     auto seq = store.inbox_seq(receipt.sender, receipt.message_id);
-    if (!seq || !*seq) return true;  // kept; the sender is told when they read it
+    if (!seq || !*seq) return true;  // kept (GET /v1/messages/{id} shows it); not signalled
     sender_seq = **seq;
   }
   bus.publish(bus::kLiveExchange,
