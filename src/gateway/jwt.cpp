@@ -13,6 +13,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -319,7 +320,10 @@ core::Result<Claims> verify_with(std::string_view token, const KeyRing& keys, Sy
   }
   for (std::string_view name : {"exp", "nbf", "iat"}) {
     const auto* value = object.if_contains(name);
-    if (value != nullptr && !value->is_number()) return refused(fmt::format("{} must be a number", name));
+    // Not NaN either: Boost.JSON reads 0e330 as 0 x 10^330, which is NaN
+    // (found by jwt_fuzz: clamping NaN leaves it NaN, and its cast is undefined).
+    const bool nan = value != nullptr && value->is_double() && std::isnan(value->get_double());
+    if (value != nullptr && (!value->is_number() || nan)) return refused(fmt::format("{} must be a number", name));
   }
   const auto number = [&](std::string_view name) -> std::optional<std::int64_t> {
     const auto* value = object.if_contains(name);

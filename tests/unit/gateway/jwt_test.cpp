@@ -18,14 +18,17 @@ constexpr std::string_view kSecret = "jwt-test-secret-0123456789abcdef0123456789
 
 // A token with any header and claims, HMAC-SHA256-signed with `secret`
 // independently of the code under test.
-std::string sign(const json::object& header, const json::object& claims, std::string_view secret) {
-  const std::string input =
-      base64url_encode(json::serialize(header)) + "." + base64url_encode(json::serialize(claims));
+std::string sign_text(const json::object& header, std::string_view claims, std::string_view secret) {
+  const std::string input = base64url_encode(json::serialize(header)) + "." + base64url_encode(claims);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest, &length);
   return input + "." + base64url_encode(std::string(reinterpret_cast<const char*>(digest), length));
+}
+
+std::string sign(const json::object& header, const json::object& claims, std::string_view secret) {
+  return sign_text(header, json::serialize(claims), secret);
 }
 
 const json::object kHeader{{"alg", "HS256"}, {"typ", "JWT"}};
@@ -200,6 +203,19 @@ TEST(TokenVerifier, HugeTimeClaimsAreClampedNotUndefined) {
             "token: expired");
   EXPECT_EQ(reason(verifier->verify(sign(kHeader, {{"sub", "alice"}, {"exp", 4e33}, {"nbf", 1e300}}, kSecret), kNow)),
             "token: not valid yet (nbf)");
+}
+
+// Found by jwt_fuzz: "exp":0e330 reads as NaN, which no clamp makes a time.
+TEST(TokenVerifier, ATimeClaimThatIsNotANumberIsRefused) {
+  auto verifier = TokenVerifier::make(std::string(kSecret));
+  ASSERT_TRUE(verifier);
+  EXPECT_EQ(reason(verifier->verify(sign_text(kHeader, R"({"sub":"alice","exp":0e330})", kSecret), kNow)),
+            "token: exp must be a number");
+  EXPECT_EQ(reason(verifier->verify(
+                sign_text(kHeader, R"({"sub":"alice","exp":4000000000,"nbf":0e999})", kSecret), kNow)),
+            "token: nbf must be a number");
+  EXPECT_TRUE(verifier->verify(sign_text(kHeader, R"({"sub":"alice","exp":1e999})", kSecret), kNow))
+      << "infinity is a time far away: clamped";
 }
 
 TEST(TokenVerifier, ChecksAudienceAndIssuerWhenConfigured) {
