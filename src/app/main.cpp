@@ -382,7 +382,7 @@ int main(int argc, char** argv) {
                                  "Message Delivery Agent worker: serves rpc_queue_mda (live delivery) and "
                                  "rpc_queue_mda_webhook (webhooks) over RabbitMQ");
   add_config_options(*mda, config, kAmqp | kStore | kLogging | kWebhooks);
-  intercomm::app::add_worker_options(*mda, worker_flags);
+  intercomm::app::add_worker_options(*mda, worker_flags, &WorkerFlags::mda_threads);
 
   std::string token_user;
   long token_ttl = 3600;

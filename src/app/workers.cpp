@@ -11,12 +11,13 @@
 
 namespace intercomm::app {
 
-void add_worker_options(CLI::App& command, WorkerFlags& flags) {
-  command.add_option("--prefetch", flags.prefetch, "Jobs a worker holds at once")
+void add_worker_options(CLI::App& command, WorkerFlags& flags, unsigned WorkerFlags::*threads) {
+  command
+      .add_option("--prefetch", flags.prefetch, "Jobs a worker holds at once (each lane has its own window)")
       ->envname("INTERCOMM_PREFETCH")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
-  command.add_option("--threads", flags.threads, "Handler threads of a worker")
+  command.add_option("--threads", flags.*threads, "Handler threads of a worker")
       ->envname("INTERCOMM_THREADS")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -30,6 +31,12 @@ void add_lanes_option(CLI::App& command, WorkerFlags& flags) {
       ->envname("INTERCOMM_LANES")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  command
+      .add_option("--lane-prefetch", flags.lane_prefetch,
+                  "Jobs each lane holds at once, stored together in one turn (the batch under a backlog)")
+      ->envname("INTERCOMM_LANE_PREFETCH")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
 }
 
 worker::WorkerOptions worker_options(const WorkerFlags& flags) {
@@ -37,6 +44,7 @@ worker::WorkerOptions worker_options(const WorkerFlags& flags) {
   options.prefetch = flags.prefetch;
   options.threads = flags.threads;
   options.lanes = flags.lanes;
+  options.lane_prefetch = flags.lane_prefetch;
   return options;
 }
 
@@ -48,6 +56,12 @@ mta::MtaOptions mta_options(const core::Config& config) {
 }
 
 namespace {
+
+worker::WorkerOptions live_worker_options(const WorkerFlags& flags) {
+  worker::WorkerOptions options = worker_options(flags);
+  options.threads = flags.mda_threads;
+  return options;
+}
 
 worker::WorkerOptions webhook_worker_options(const core::Config& config) {
   worker::WorkerOptions options;
@@ -81,7 +95,7 @@ MdaWorkers::MdaWorkers(bus::Bus& bus, const WorkerFlags& flags, const core::Conf
     : bus_(bus),
       config_(config),
       client_(std::make_shared<mda::WebhookClient>(webhook_options(config))),
-      live_(bus, std::string(mda::kWorkerName), worker_options(flags)),
+      live_(bus, std::string(mda::kWorkerName), live_worker_options(flags)),
       webhooks_(bus, std::string(mda::kWebhookWorkerName), webhook_worker_options(config)) {}
 
 MdaWorkers::~MdaWorkers() {

@@ -15,17 +15,25 @@
 
 namespace intercomm::app {
 
-// A worker's concurrency. Handlers mostly wait on the store (a synced write,
-// a network round trip): many threads cost little CPU and let the store merge
-// concurrent writes into one sync (RocksDB's group commit, Redis pipelining).
+// A worker's concurrency. The MTA's handlers mostly wait on the store (a
+// synced write, a network round trip): many threads cost little CPU and let
+// the store merge concurrent writes into one sync (RocksDB's group commit,
+// Redis pipelining), and reads always find a thread while the lanes write.
+// The MDA's live deliveries are a batch job: a few threads, each taking what
+// waits, make bigger batches (one publish and one round trip per batch) than
+// many threads taking a delivery each.
 struct WorkerFlags {
   std::uint16_t prefetch = 128;
-  unsigned threads = 32;
-  unsigned lanes = 16;  // the MTA's ordered lanes for send_message
+  unsigned threads = 32;     // the MTA's
+  unsigned mda_threads = 4;  // the MDA's live-delivery worker's (`mda --threads`)
+  unsigned lanes = 16;       // the MTA's ordered lanes for send_message
+  std::uint16_t lane_prefetch = worker::WorkerOptions{}.lane_prefetch;
 };
 
-void add_worker_options(CLI::App& command, WorkerFlags& flags);
-// --lanes: only the MTA has ordered jobs.
+// --prefetch and --threads; `threads` is the field --threads sets.
+void add_worker_options(CLI::App& command, WorkerFlags& flags,
+                        unsigned WorkerFlags::*threads = &WorkerFlags::threads);
+// --lanes and --lane-prefetch: only the MTA has ordered jobs.
 void add_lanes_option(CLI::App& command, WorkerFlags& flags);
 worker::WorkerOptions worker_options(const WorkerFlags& flags);
 

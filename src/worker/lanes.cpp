@@ -32,7 +32,7 @@ void Worker::run_lane(Lane& lane) {
   bool draining = false;
   {
     std::lock_guard lock(mu_);
-    const std::size_t take = lane.isolate ? 1 : std::max<std::size_t>(1, options_.prefetch);
+    const std::size_t take = lane.isolate ? 1 : std::max<std::size_t>(1, options_.lane_prefetch);
     while (!lane.pending.empty() && held.size() < take) {
       held.push_back(std::move(lane.pending.front()));
       lane.pending.pop_front();

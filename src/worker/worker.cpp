@@ -121,19 +121,21 @@ core::Result<void> Worker::start() {
   bool consuming = subscription_ != nullptr;
   for (auto& lane : lanes_) {
     Lane* target = lane.get();
-    lane->subscription =
-        bus_.consume(lane->queue, options_.prefetch, [this, target](std::unique_ptr<bus::Delivery> delivery) {
-          on_lane_delivery(*target, std::move(delivery));
-        });
+    lane->subscription = bus_.consume(lane->queue, options_.lane_prefetch,
+                                      [this, target](std::unique_ptr<bus::Delivery> delivery) {
+                                        on_lane_delivery(*target, std::move(delivery));
+                                      });
     consuming = consuming && lane->subscription != nullptr;
   }
   if (!consuming) {
     stop();
     return Error::of(ErrorCode::unavailable, "worker: cannot consume " + queue_);
   }
-  spdlog::info("worker {}: consuming {} ({} jobs, {} ordered over {} lanes, prefetch {}, {} threads)", name_,
-               queue_, handlers_.size() + ordered_handlers_.size() + batch_handlers_.size(),
-               ordered_handlers_.size(), lanes_.size(), options_.prefetch, threads_.size());
+  spdlog::info(
+      "worker {}: consuming {} ({} jobs, {} ordered over {} lanes, prefetch {}, lane prefetch {}, {} "
+      "threads)",
+      name_, queue_, handlers_.size() + ordered_handlers_.size() + batch_handlers_.size(),
+      ordered_handlers_.size(), lanes_.size(), options_.prefetch, options_.lane_prefetch, threads_.size());
   return {};
 }
 
@@ -172,9 +174,11 @@ void Worker::stop() {
 
 Worker::Stats Worker::stats() const {
   bool open = false;
+  std::size_t in_hand = 0;
   {
     std::lock_guard lock(mu_);
     open = circuit_open_;
+    in_hand = busy_;
   }
   return Stats{acked_.load(),
                requeued_.load(),
@@ -182,7 +186,8 @@ Worker::Stats Worker::stats() const {
                replies_.load(),
                retried_in_place_.load(),
                held_.load(),
-               open};
+               open,
+               in_hand};
 }
 
 std::chrono::milliseconds Worker::backoff(std::uint32_t failures) const {

@@ -33,6 +33,12 @@ struct WorkerOptions {
   // Ordered jobs (on_ordered) are spread over this many lanes; 0 serves them
   // on rpc_queue_<name> with the other jobs, in no particular order.
   unsigned lanes = 16;
+  // Jobs each lane holds at once (its consumer's prefetch), all handed to the
+  // handler in one turn. A lane is served by one process at a time, so a wide
+  // window takes work from no other process; it makes the batches: a turn
+  // costs a store write and a publish whatever its size, so under a backlog
+  // a wider window stores more per turn (docs/BENCHMARKS.md, fifth pass).
+  std::uint16_t lane_prefetch = 1024;
   // Back-off of a job (or a lane's head job) that failed transiently:
   // doubling from the first to the last, with jitter.
   std::chrono::milliseconds retry_first{50};
@@ -129,6 +135,7 @@ class Worker {
     std::uint64_t retried_in_place = 0;  // jobs handed back after a transient failure
     std::uint64_t held = 0;              // jobs waiting to be retried now
     bool circuit_open = false;           // not taking jobs: everything it tried failed transiently
+    std::size_t in_hand = 0;             // deliveries taken from the bus, not yet settled
   };
   Stats stats() const;
 
