@@ -14,6 +14,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <charconv>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -69,16 +70,19 @@ class Jobs {
     const auto statuses = frames.empty() ? std::vector<bus::PublishStatus>()
                                          : bus_.publish_all_and_wait(bus::kLiveExchange, std::move(frames),
                                                                      options_.publish_timeout);
+    std::vector<DeliveredMessage> delivered;
+    Subscriptions subscriptions;
     for (std::size_t j = 0; j < jobs.size(); ++j) {
       if (!lives[j]) continue;
       const auto& live = *lives[j];
       const auto statuses_of_message = std::span(statuses).subspan(live.first_frame, live.users.size());
-      outcomes[j] = queue_webhooks(live.message, live.users, statuses_of_message);
+      outcomes[j] = queue_webhooks(live.message, live.users, statuses_of_message, subscriptions);
       if (outcomes[j] && statuses_of_message[0] == bus::PublishStatus::confirmed) {
         // The receiver's frame reached a gateway holding one of their sockets.
-        record_delivered(store_, bus_, live.message, live.sender_seq, options_.publish_timeout);
+        delivered.push_back({&live.message, live.sender_seq});
       }
     }
+    record_delivered(store_, bus_, delivered, options_.publish_timeout);
     return outcomes;
   }
 
@@ -114,9 +118,12 @@ class Jobs {
     return live;
   }
 
+  // The webhook subscriptions of each receiver of a batch, read once per batch.
+  using Subscriptions = std::map<std::string, Result<store::Page>, std::less<>>;
+
   // After the message's live frames went out: its webhooks, and its result.
   Result<json::value> queue_webhooks(const core::Message& message, const std::vector<std::string>& users,
-                                     std::span<const bus::PublishStatus> statuses) {
+                                     std::span<const bus::PublishStatus> statuses, Subscriptions& read) {
     json::array live;
     for (std::size_t i = 0; i < users.size(); ++i) {
       switch (statuses[i]) {
@@ -126,9 +133,14 @@ class Jobs {
           return unavailable(fmt::format("live publish for {}: {}", users[i], bus::to_string(statuses[i])));
       }
     }
-    auto subscriptions =
-        store_.range(store::kSubscriptions, message.receiver,
-                     store::RangeQuery{std::nullopt, std::nullopt, 1000, store::Order::ascending});
+    auto found = read.find(message.receiver);
+    if (found == read.end()) {
+      found = read.emplace(message.receiver, store_.range(store::kSubscriptions, message.receiver,
+                                                          store::RangeQuery{std::nullopt, std::nullopt, 1000,
+                                                                            store::Order::ascending}))
+                  .first;
+    }
+    const auto& subscriptions = found->second;
     if (!subscriptions) return unavailable(subscriptions.error().message);
     for (const auto& id : subscriptions->entries) {
       if (auto queued = queue_webhook(message, message.receiver, id, 1, std::nullopt); !queued) {
@@ -206,7 +218,8 @@ class Jobs {
 
     if (attempt.delivered()) {
       if (auto marked = mark(subscription.as_object(), key, "active"); !marked) return marked.error();
-      record_delivered(store_, bus_, *message, std::nullopt, options_.publish_timeout);
+      const DeliveredMessage delivered{&*message, std::nullopt};
+      record_delivered(store_, bus_, std::span(&delivered, 1), options_.publish_timeout);
     } else if (!last) {
       const auto wait = options_.retry_schedule[attempt_number - 1];
       if (auto queued = queue_webhook(*message, owner, subscription_id, attempt_number + 1, wait); !queued) {
@@ -242,7 +255,8 @@ class Jobs {
 
   // The message's seq in `user`'s inbox: from the job (the MTA sends it), or
   // looked up when a job came without it.
-  Result<std::uint64_t> seq_of(const jobs::Seqs& seqs, const core::Message& message, const std::string& user) {
+  Result<std::uint64_t> seq_of(const jobs::Seqs& seqs, const core::Message& message,
+                               const std::string& user) {
     if (auto seq = seqs.find(user); seq != seqs.end()) return seq->second;
     auto stored = store_.inbox_seq(user, message.message_id);
     if (!stored) return unavailable(stored.error().message);
@@ -349,18 +363,20 @@ core::Result<void> register_jobs(worker::Worker& live, worker::Worker& webhooks,
   }
   const auto publish_timeout = options.publish_timeout;
   auto handlers = std::make_shared<Jobs>(store, bus, std::move(options));
-  live.on_batch(std::string(jobs::DeliverMessage::name),
-                [handlers](std::span<const worker::BatchJob> batch) { return handlers->deliver_messages(batch); });
+  live.on_batch(std::string(jobs::DeliverMessage::name), [handlers](std::span<const worker::BatchJob> batch) {
+    return handlers->deliver_messages(batch);
+  });
   live.on(std::string(jobs::RecordDelivered::name),
-          [&store, &bus, publish_timeout](const json::object& params, const worker::JobContext&)
-              -> Result<json::value> {
+          [&store, &bus, publish_timeout](const json::object& params,
+                                          const worker::JobContext&) -> Result<json::value> {
             auto job = jobs::RecordDelivered::decode(params);
             if (!job) return job.error();
             return record_all(store, bus, *job, publish_timeout);
           });
-  webhooks.on(std::string(jobs::DeliverWebhook::name), [handlers](const json::object& params, const worker::JobContext&) {
-    return handlers->deliver_webhook(params);
-  });
+  webhooks.on(std::string(jobs::DeliverWebhook::name),
+              [handlers](const json::object& params, const worker::JobContext&) {
+                return handlers->deliver_webhook(params);
+              });
   return {};
 }
 

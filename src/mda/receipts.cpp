@@ -10,50 +10,71 @@ namespace intercomm::mda {
 
 namespace json = boost::json;
 
-core::Result<bool> record_delivered(store::Store& store, bus::Bus& bus, const Receipt& receipt,
-                                    std::chrono::milliseconds publish_timeout) {
-  if (receipt.sender == receipt.receiver) return false;
+std::vector<core::Result<bool>> record_delivered(store::Store& store, bus::Bus& bus,
+                                                 std::span<const Receipt> receipts,
+                                                 std::chrono::milliseconds publish_timeout) {
+  std::vector<core::Result<bool>> outcomes(receipts.size(), false);
   const std::string at = core::format_rfc3339(std::chrono::system_clock::now());
-  auto first = store.put_if_absent(store::kDelivered, receipt.message_id, at);
-  if (!first) return first.error();
-  if (!*first) return false;  // told already
-  auto sender_seq = receipt.sender_seq;
-  if (!sender_seq) {
-    auto seq = store.inbox_seq(receipt.sender, receipt.message_id);
-    if (!seq || !*seq) return true;  // kept (GET /v1/messages/{id} shows it); not signalled
-    sender_seq = **seq;
+  std::vector<std::size_t> kept;  // receipts[kept[k]] is entries[k]
+  std::vector<store::Store::KeyValue> entries;
+  for (std::size_t i = 0; i < receipts.size(); ++i) {
+    if (receipts[i].sender == receipts[i].receiver) continue;  // a note to oneself
+    kept.push_back(i);
+    entries.push_back({receipts[i].message_id, at});
   }
-  bus.publish(bus::kLiveExchange,
-              jobs::signal(receipt.sender, json::object{{"type", "delivered"},
-                                                        {"message_id", receipt.message_id},
-                                                        {"seq", *sender_seq},
-                                                        {"at", at}}),
-              publish_timeout, [](bus::PublishStatus) {});  // a signal: the sender may be offline
-  return true;
+  // One write for the batch (put_if_absent: the first delivery wins).
+  auto firsts = store.put_if_absent_many(store::kDelivered, entries);
+  for (std::size_t k = 0; k < kept.size(); ++k) {
+    const Receipt& receipt = receipts[kept[k]];
+    outcomes[kept[k]] = firsts[k];
+    if (!firsts[k] || !*firsts[k]) continue;  // not kept, or told already
+    auto sender_seq = receipt.sender_seq;
+    if (!sender_seq) {
+      auto seq = store.inbox_seq(receipt.sender, receipt.message_id);
+      if (!seq || !*seq) continue;  // kept (GET /v1/messages/{id} shows it); not signalled
+      sender_seq = **seq;
+    }
+    bus.publish(bus::kLiveExchange,
+                jobs::signal(receipt.sender, json::object{{"type", "delivered"},
+                                                          {"message_id", receipt.message_id},
+                                                          {"seq", *sender_seq},
+                                                          {"at", at}}),
+                publish_timeout, [](bus::PublishStatus) {});  // a signal: the sender may be offline
+  }
+  return outcomes;
 }
 
-void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& message,
-                      std::optional<std::uint64_t> sender_seq, std::chrono::milliseconds publish_timeout) {
-  if (!message.retracted_at.empty()) return;
-  auto recorded = record_delivered(store, bus, {message.message_id, message.sender, message.receiver, sender_seq},
-                                   publish_timeout);
-  if (!recorded) {
-    spdlog::warn("mda: the delivery receipt of {} was not kept: {}", message.message_id,
-                 recorded.error().message);
+void record_delivered(store::Store& store, bus::Bus& bus, std::span<const DeliveredMessage> messages,
+                      std::chrono::milliseconds publish_timeout) {
+  std::vector<Receipt> receipts;
+  for (const auto& [message, sender_seq] : messages) {
+    if (!message->retracted_at.empty()) continue;
+    receipts.push_back({message->message_id, message->sender, message->receiver, sender_seq});
+  }
+  const auto outcomes = record_delivered(store, bus, receipts, publish_timeout);
+  for (std::size_t i = 0; i < receipts.size(); ++i) {
+    if (!outcomes[i]) {
+      spdlog::warn("mda: the delivery receipt of {} was not kept: {}", receipts[i].message_id,
+                   outcomes[i].error().message);
+    }
   }
 }
 
 core::Result<json::value> record_all(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
                                      std::chrono::milliseconds publish_timeout) {
-  std::uint64_t signalled = 0;
+  std::vector<Receipt> receipts;
   for (const auto& item : job.messages) {
-    auto recorded = record_delivered(store, bus, {item.message_id, item.sender, item.receiver, item.sender_seq},
-                                     publish_timeout);
-    if (!recorded) {
-      spdlog::warn("mda: the delivery receipt of {} was not kept: {}", item.message_id, recorded.error().message);
+    receipts.push_back({item.message_id, item.sender, item.receiver, item.sender_seq});
+  }
+  std::uint64_t signalled = 0;
+  const auto outcomes = record_delivered(store, bus, receipts, publish_timeout);
+  for (std::size_t i = 0; i < receipts.size(); ++i) {
+    if (!outcomes[i]) {
+      spdlog::warn("mda: the delivery receipt of {} was not kept: {}", receipts[i].message_id,
+                   outcomes[i].error().message);
       return core::Error::of(core::ErrorCode::unavailable, "store unavailable; retry");
     }
-    if (*recorded) ++signalled;
+    if (*outcomes[i]) ++signalled;
   }
   return json::value(json::object{{"signalled", signalled}});
 }

@@ -17,7 +17,9 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace intercomm::mda {
 
@@ -28,23 +30,33 @@ struct Receipt {
   std::optional<std::uint64_t> sender_seq;  // read from the sender's inbox when absent
 };
 
-// Keeps the receipt and tells the sender: true when this was the first
-// delivery, false when it was told before (or the message is a note to
-// oneself). Fails only when the receipt could not be kept.
-core::Result<bool> record_delivered(store::Store& store, bus::Bus& bus, const Receipt& receipt,
-                                    std::chrono::milliseconds publish_timeout);
+// Keeps each receipt (one store write for them all) and tells each sender:
+// per receipt, true when this was the first delivery, false when it was told
+// before (or the message is a note to oneself); an error when the receipt
+// could not be kept.
+std::vector<core::Result<bool>> record_delivered(store::Store& store, bus::Bus& bus,
+                                                 std::span<const Receipt> receipts,
+                                                 std::chrono::milliseconds publish_timeout);
+
+// A message that reached its receiver, with its seq in the sender's inbox
+// when known.
+struct DeliveredMessage {
+  const core::Message* message;
+  std::optional<std::uint64_t> sender_seq;
+};
 
 // The live and webhook paths: best effort — a receipt that cannot be kept is
 // logged, never a reason to deliver the message again. Nothing for a
 // retracted message.
-void record_delivered(store::Store& store, bus::Bus& bus, const core::Message& message,
-                      std::optional<std::uint64_t> sender_seq, std::chrono::milliseconds publish_timeout);
+void record_delivered(store::Store& store, bus::Bus& bus, std::span<const DeliveredMessage> messages,
+                      std::chrono::milliseconds publish_timeout);
 
 // record_delivered {"messages":[{"message_id","sender","receiver"[,"sender_seq"]}]}:
 // the receipts of a socket's catch-up page (queued by the gateway). A receipt
 // that cannot be kept fails the job with -32010 (retried, no attempt spent;
 // the ones kept before it are told once: put_if_absent).
-core::Result<boost::json::value> record_all(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
+core::Result<boost::json::value> record_all(store::Store& store, bus::Bus& bus,
+                                            const jobs::RecordDelivered& job,
                                             std::chrono::milliseconds publish_timeout);
 
 }  // namespace intercomm::mda

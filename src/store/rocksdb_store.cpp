@@ -74,6 +74,45 @@ class RocksStore final : public Store {
     return true;
   }
 
+  // One synced batch for every absent key, under the stripe locks of them all.
+  std::vector<core::Result<bool>> put_if_absent_many(const Bucket& bucket,
+                                                     std::span<const KeyValue> entries) override {
+    std::vector<std::string> keys;
+    std::set<std::size_t> stripes;
+    for (const auto& entry : entries) {
+      keys.push_back(value_key(bucket, entry.key));
+      stripes.insert(stripe_of(keys.back()));
+    }
+    const auto locks = lock_stripes(stripes);
+    std::vector<core::Result<bool>> outcomes;
+    outcomes.reserve(entries.size());
+    rocksdb::WriteBatch batch;
+    std::set<std::string_view> in_batch;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      std::string existing;
+      const auto read = in_batch.contains(keys[i]) ? rocksdb::Status::OK()
+                                                   : db_->Get(rocksdb::ReadOptions(), keys[i], &existing);
+      if (read.ok()) {
+        outcomes.emplace_back(false);
+      } else if (read.IsNotFound()) {
+        batch.Put(keys[i], rocksdb::Slice(entries[i].value.data(), entries[i].value.size()));
+        in_batch.insert(keys[i]);
+        outcomes.emplace_back(true);
+      } else {
+        outcomes.emplace_back(failure(read, "get"));
+      }
+    }
+    if (batch.Count() > 0) {
+      if (const auto status = db_->Write(write_, &batch); !status.ok()) {
+        const core::Error error = failure(status, "batch write");
+        for (auto& outcome : outcomes) {
+          if (outcome && *outcome) outcome = error;
+        }
+      }
+    }
+    return outcomes;
+  }
+
   core::Result<bool> remove(const Bucket& bucket, std::string_view key) override {
     const std::string full_key = value_key(bucket, key);
     std::lock_guard lock(stripes_[stripe_of(full_key)]);
@@ -190,8 +229,9 @@ class RocksStore final : public Store {
           const std::string& user = message.inboxes[inbox];
           auto seq = next_seq(last, user);
           const auto side = side_of(message, inbox);
-          auto added = seq ? conversations.add(batch, user, side.peer, *seq, message.message_id, side.received)
-                           : core::Result<void>(seq.error());
+          auto added =
+              seq ? conversations.add(batch, user, side.peer, *seq, message.message_id, side.received)
+                  : core::Result<void>(seq.error());
           if (!added) {
             out.error = added.error();
             return out;
@@ -229,7 +269,8 @@ class RocksStore final : public Store {
     if (!seq) return seq.error();
     rocksdb::WriteBatch batch;
     ConversationBatch conversations(*db_);
-    if (auto added = conversations.add(batch, user, peer, *seq, message_id, received); !added) return added.error();
+    if (auto added = conversations.add(batch, user, peer, *seq, message_id, received); !added)
+      return added.error();
     conversations.finish(batch);
     batch.Put(inbox_entry_key(user, *seq), rocksdb::Slice(message_id.data(), message_id.size()));
     batch.Put(inbox_seq_key(user, message_id), big_endian(*seq));
@@ -260,12 +301,14 @@ class RocksStore final : public Store {
                      [](std::string_view value) { return std::string(value); });
   }
 
-  core::Result<ConversationsPage> conversations(std::string_view user, std::optional<std::uint64_t> before_seq,
+  core::Result<ConversationsPage> conversations(std::string_view user,
+                                                std::optional<std::uint64_t> before_seq,
                                                 std::size_t limit) override {
     return ConversationReader(*db_).list(user, before_seq, limit);
   }
 
-  core::Result<std::optional<Conversation>> conversation(std::string_view user, std::string_view peer) override {
+  core::Result<std::optional<Conversation>> conversation(std::string_view user,
+                                                         std::string_view peer) override {
     return ConversationReader(*db_).get(user, peer);
   }
 
@@ -344,7 +387,7 @@ core::Result<std::unique_ptr<Store>> open_rocksdb(const RocksOptions& options) {
   // finds their place from where that last one went (profiled: the skip
   // list's search was two thirds of the MTA's CPU). Hints are used only when
   // a write group's keys go in one at a time.
-db_options.memtable_insert_with_hint_prefix_extractor = insert_hint_prefix();
+  db_options.memtable_insert_with_hint_prefix_extractor = insert_hint_prefix();
   db_options.allow_concurrent_memtable_write = false;
   rocksdb::DB* raw = nullptr;
   const auto status = rocksdb::DB::Open(db_options, options.path, &raw);

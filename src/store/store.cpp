@@ -6,6 +6,20 @@
 
 namespace intercomm::store {
 
+std::vector<core::Result<bool>> Store::put_if_absent_many(const Bucket& bucket,
+                                                          std::span<const KeyValue> entries) {
+  std::vector<core::Result<bool>> outcomes;
+  outcomes.reserve(entries.size());
+  for (const auto& entry : entries) {
+    if (!outcomes.empty() && !outcomes.back()) {
+      outcomes.push_back(outcomes.back().error());
+      continue;
+    }
+    outcomes.push_back(put_if_absent(bucket, entry.key, entry.value));
+  }
+  return outcomes;
+}
+
 StoredMessages Store::store_messages_in_steps(std::span<const NewMessage> messages) {
   StoredMessages out;
   for (std::size_t i = 0; i < messages.size(); ++i) {

@@ -77,10 +77,10 @@ struct NewMessage {
 // their messages: no scan of the inbox to answer it.
 struct Conversation {
   std::string peer;
-  std::uint64_t last_seq = 0;    // the newest message between them: its seq in the user's inbox
+  std::uint64_t last_seq = 0;  // the newest message between them: its seq in the user's inbox
   std::string last_message_id;
-  std::uint64_t read_seq = 0;    // the user's read marker, a seq of their inbox (0: nothing read)
-  std::uint64_t unread = 0;      // messages from the peer with a seq after read_seq
+  std::uint64_t read_seq = 0;  // the user's read marker, a seq of their inbox (0: nothing read)
+  std::uint64_t unread = 0;    // messages from the peer with a seq after read_seq
 
   friend bool operator==(const Conversation&, const Conversation&) = default;
 };
@@ -132,6 +132,16 @@ class Store {
   // and processes sharing the backend.
   virtual core::Result<bool> put_if_absent(const Bucket& bucket, std::string_view key,
                                            std::string_view value) = 0;
+  // put_if_absent() of each key in turn, one outcome per key (a key given
+  // twice: the first wins). Backends that can write them all in one step
+  // (RocksDB: one synced batch) do; the others call put_if_absent() for each,
+  // and a key after a failure gets that failure without being tried.
+  struct KeyValue {
+    std::string_view key;
+    std::string_view value;
+  };
+  virtual std::vector<core::Result<bool>> put_if_absent_many(const Bucket& bucket,
+                                                             std::span<const KeyValue> entries);
   // True when something was removed.
   virtual core::Result<bool> remove(const Bucket& bucket, std::string_view key) = 0;
 

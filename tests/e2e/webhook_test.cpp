@@ -17,6 +17,9 @@
 #include <boost/json/serialize.hpp>
 
 #include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
 
 namespace {
 
@@ -187,7 +190,8 @@ TEST_P(Webhooks, TwoFailuresThenSuccessAreRetriedSignedAndRecorded) {
     EXPECT_EQ(attempt.at("attempt").as_int64(), static_cast<std::int64_t>(i + 1));
     EXPECT_EQ(attempt.at("outcome").as_string(), expected[i].second);
     for (const char* hidden : {"url", "subscription_id", "status", "error", "latency_ms"}) {
-      EXPECT_FALSE(attempt.contains(hidden)) << hidden << " shown to the sender: " << json::serialize(attempt);
+      EXPECT_FALSE(attempt.contains(hidden))
+          << hidden << " shown to the sender: " << json::serialize(attempt);
     }
   }
   Client client(port_);
@@ -195,6 +199,36 @@ TEST_P(Webhooks, TwoFailuresThenSuccessAreRetriedSignedAndRecorded) {
       client.request("GET", "/v1/messages/" + id + "/deliveries", "", {bearer("carol_" + suffix_)}).status,
       403);
   EXPECT_EQ(subscription_status(), "active");
+}
+
+// Sent from four clients at once, the messages reach the MDA in batches,
+// which read bob's subscriptions once per batch: each message is hooked once.
+TEST_P(Webhooks, EveryMessageOfABurstToOneReceiverIsHookedOnce) {
+  WebhookReceiver receiver([](std::size_t) { return 200; });
+  subscribe(receiver.url());
+  constexpr int kClients = 4;
+  constexpr int kEach = 40;  // 160 in all: within the default send burst (200)
+  std::mutex sent_mu;
+  std::set<std::string> sent;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string id = send("burst " + std::to_string(c) + "-" + std::to_string(i));
+        std::lock_guard lock(sent_mu);
+        sent.insert(id);
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  ASSERT_EQ(sent.size(), static_cast<std::size_t>(kClients * kEach));
+  const auto requests = receiver.wait_for(sent.size(), 60s);
+  std::multiset<std::string> hooked;
+  for (const auto& request : requests) hooked.insert(request.headers.at("webhook-id"));
+  EXPECT_EQ(hooked.size(), sent.size());
+  EXPECT_EQ(std::set<std::string>(hooked.begin(), hooked.end()), sent)
+      << "a message missed, or another's hooked";
+  EXPECT_EQ(receiver.wait_for(sent.size() + 1, 2s).size(), sent.size()) << "a message hooked twice";
 }
 
 TEST_P(Webhooks, AReceiverThatAlwaysFailsEndsInDeadLettersAndTheSubscriptionIsMarkedFailing) {

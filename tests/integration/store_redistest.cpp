@@ -56,6 +56,49 @@ TEST_P(StoreConformance, PutIfAbsentWritesOnceAndKeepsTheFirstValue) {
   EXPECT_EQ(*store_->get(bucket_, "id"), "first");
 }
 
+TEST_P(StoreConformance, PutIfAbsentManyWritesOnlyTheAbsentKeysAndTheFirstOfTwins) {
+  ASSERT_TRUE(store_->put_if_absent(bucket_, "there", "before"));
+  const std::vector<Store::KeyValue> entries{
+      {"new-1", "a"}, {"there", "b"}, {"new-2", "c"}, {"new-1", "d"}, {"new-3", "e"}};
+  const auto outcomes = store_->put_if_absent_many(bucket_, entries);
+  ASSERT_EQ(outcomes.size(), entries.size());
+  std::vector<bool> wrote;
+  for (const auto& outcome : outcomes) {
+    ASSERT_TRUE(outcome) << outcome.error().message;
+    wrote.push_back(*outcome);
+  }
+  EXPECT_EQ(wrote, (std::vector<bool>{true, false, true, false, true}));
+  EXPECT_EQ(*store_->get(bucket_, "there"), "before");
+  EXPECT_EQ(*store_->get(bucket_, "new-1"), "a");
+  EXPECT_EQ(*store_->get(bucket_, "new-2"), "c");
+  EXPECT_EQ(*store_->get(bucket_, "new-3"), "e");
+  EXPECT_TRUE(store_->put_if_absent_many(bucket_, {}).empty());
+}
+
+TEST_P(StoreConformance, PutIfAbsentManyRacingItselfHasExactlyOneWinnerPerKey) {
+  constexpr int kThreads = 8;
+  constexpr int kKeys = 200;
+  std::atomic<int> wins{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::string> keys;
+      for (int k = 0; k < kKeys; ++k) keys.push_back("many-race-" + std::to_string((k * 7 + t * 13) % kKeys));
+      const std::string value = "thread-" + std::to_string(t);
+      for (int from = 0; from < kKeys; from += 50) {  // batches of 50, each thread in its own order
+        std::vector<Store::KeyValue> entries;
+        for (int k = from; k < from + 50; ++k) entries.push_back({keys[k], value});
+        for (const auto& outcome : store_->put_if_absent_many(bucket_, entries)) {
+          ASSERT_TRUE(outcome);
+          if (*outcome) wins.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wins.load(), kKeys);
+}
+
 TEST_P(StoreConformance, PutIfAbsentRaceHasExactlyOneWinner) {
   constexpr int kThreads = 8;
   constexpr int kKeys = 200;
