@@ -1,6 +1,6 @@
 // Redis backend: the Store operations as Redis commands, on one node or routed by slot.
-#include "store/redis_detail.hpp"
 #include "store/redis_store.hpp"
+#include "store/redis_detail.hpp"
 
 #include "store/buckets.hpp"
 #include "store/redis_node.hpp"
@@ -67,6 +67,36 @@ class RedisStore final : public Store {
     if ((*reply)->type == REDIS_REPLY_NIL) return false;
     if ((*reply)->type != REDIS_REPLY_STATUS) return unexpected("SET NX");
     return true;
+  }
+
+  // One pipeline of SET NX on a single node; in a cluster the keys live in
+  // different slots, so one by one.
+  std::vector<core::Result<bool>> put_if_absent_many(const Bucket& bucket,
+                                                     std::span<const KeyValue> entries) override {
+    if (cluster_ || entries.size() < 2) return Store::put_if_absent_many(bucket, entries);
+    std::vector<std::string> keys;
+    keys.reserve(entries.size());  // the commands point into it
+    std::vector<Command> commands;
+    for (const auto& entry : entries) {
+      keys.push_back(value_key(bucket, entry.key));
+      commands.push_back({"SET", keys.back(), entry.value, "NX"});
+    }
+    std::vector<core::Result<bool>> outcomes;
+    auto replies = checked(keys.front(), commands, true);
+    if (!replies) {
+      outcomes.assign(entries.size(), replies.error());
+      return outcomes;
+    }
+    for (const auto& reply : *replies) {
+      if (reply->type == REDIS_REPLY_NIL) {
+        outcomes.emplace_back(false);
+      } else if (reply->type == REDIS_REPLY_STATUS) {
+        outcomes.emplace_back(true);
+      } else {
+        outcomes.emplace_back(unexpected("SET NX"));
+      }
+    }
+    return outcomes;
   }
 
   core::Result<bool> remove(const Bucket& bucket, std::string_view key) override {
@@ -214,7 +244,8 @@ class RedisStore final : public Store {
     return seq_range(inbox_set_key(user), query);
   }
 
-  core::Result<ConversationsPage> conversations(std::string_view user, std::optional<std::uint64_t> before_seq,
+  core::Result<ConversationsPage> conversations(std::string_view user,
+                                                std::optional<std::uint64_t> before_seq,
                                                 std::size_t limit) override {
     const std::string list = conversations_key(user);
     const std::string high = before_seq ? "(" + std::to_string(*before_seq) : "+inf";
@@ -252,7 +283,8 @@ class RedisStore final : public Store {
     return page;
   }
 
-  core::Result<std::optional<Conversation>> conversation(std::string_view user, std::string_view peer) override {
+  core::Result<std::optional<Conversation>> conversation(std::string_view user,
+                                                         std::string_view peer) override {
     const std::string hash = conversation_key(user, 'h', peer);
     const std::string received = conversation_key(user, 'r', peer);
     auto reply = read(hash, {"EVAL", kConversationScript, "2", hash, received});
@@ -326,17 +358,19 @@ class RedisStore final : public Store {
   }
 
   // The summary script's reply: {last_seq, last_id, read_seq, unread} or nil.
-  static core::Result<std::optional<Conversation>> summary_of(const redisReply* reply, std::string_view peer) {
+  static core::Result<std::optional<Conversation>> summary_of(const redisReply* reply,
+                                                              std::string_view peer) {
     if (reply->type == REDIS_REPLY_NIL) return std::optional<Conversation>();
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 || reply->element[1]->type != REDIS_REPLY_STRING)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
+        reply->element[1]->type != REDIS_REPLY_STRING)
       return unexpected("EVAL conversation");
     const auto last_seq = number_of(reply->element[0]);
     const auto read_seq = number_of(reply->element[2]);
     const auto unread = number_of(reply->element[3]);
     if (!last_seq || !read_seq || !unread) return unexpected("EVAL conversation");
-    return std::optional<Conversation>(Conversation{std::string(peer), *last_seq,
-                                                    std::string(reply->element[1]->str, reply->element[1]->len),
-                                                    *read_seq, *unread});
+    return std::optional<Conversation>(
+        Conversation{std::string(peer), *last_seq,
+                     std::string(reply->element[1]->str, reply->element[1]->len), *read_seq, *unread});
   }
 
   // The replies of one pipeline, with Redis error replies turned into errors.
