@@ -25,11 +25,10 @@ constexpr const char* kSecret = "crash-secret-0123456789abcdef0123456789abcdef";
 
 // Starts `intercomm run` on `store`; returns its port (0 when it did not start).
 std::uint16_t start(std::unique_ptr<ChildProcess>& process, const std::string& store) {
-  // One handler thread, one job in hand: the MTA falls behind the gateway.
-  process = std::make_unique<ChildProcess>(
-      std::vector<std::string>{INTERCOMM_BINARY, "run", "--listen", "127.0.0.1:0", "--store",
-                               "rocksdb:" + store, "--secret", kSecret, "--threads", "1", "--prefetch", "1",
-                               "--rate-limits", "send=off"});
+  // One handler thread, one job in hand (a lane's too): the MTA falls behind the gateway.
+  process = std::make_unique<ChildProcess>(std::vector<std::string>{
+      INTERCOMM_BINARY, "run", "--listen", "127.0.0.1:0", "--store", "rocksdb:" + store, "--secret", kSecret,
+      "--threads", "1", "--prefetch", "1", "--lane-prefetch", "1", "--rate-limits", "send=off"});
   const std::string line = process->wait_for_line("intercomm ");
   if (line.empty()) return 0;
   return static_cast<std::uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
