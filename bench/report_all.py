@@ -40,6 +40,7 @@ def main():
     accept = [r for r in raw if r["kind"] == "ACCEPT"]
     stream = [r for r in raw if r["kind"] == "STREAM"]
     idle = {r["name"]: r for r in raw if r["kind"] == "IDLE"}
+    later = {r["name"]: r for r in raw if r["kind"] == "IDLE_LATER"}
     nginx = next((num(r["accepted"]) for r in accept if r["name"] == "nginx"), None)
     md = []
 
@@ -77,7 +78,10 @@ def main():
         if name in idle:
             i = idle[name]
             md.append(f"Idle WebSockets: {i['opened']} open, gateway RSS {int(i['rss_before_kib']) // 1024} MiB -> "
-                      f"{int(i['rss_after_kib']) // 1024} MiB: **{i['kib_per_socket']} KiB per socket**.")
+                      f"{int(i['rss_after_kib']) // 1024} MiB {i.get('settle_s', 2)} s after the last opened: "
+                      f"**{i['kib_per_socket']} KiB per socket**"
+                      + (f" ({later[name]['kib_per_socket']} KiB {later[name]['settle_s']} s after)"
+                         if name in later else "") + ".")
 
     scaling = [r for r in accept if "mtas" in r]
     if scaling:

@@ -6,7 +6,8 @@
 #    CPU seconds per 1,000 messages of each server process under that load;
 #  - POST -> the receiver's WebSocket frame at fixed offered rates (p50/p99/p99.9),
 #    the highest flat rate, CPU seconds per 1,000 messages at each rate;
-#  - memory per idle WebSocket (a fresh embedded process and a fresh split gateway);
+#  - memory per idle WebSocket (a fresh embedded process and a fresh split gateway;
+#    read 2 s after the last socket opened, and again at 12 s);
 #  - split stored/s with 1, 2 and 4 `intercomm mta` processes.
 # Writes build/bench-all/results.md (the tables), latency.png and scaling.png
 # (gnuplot), and the raw figures next to them.
@@ -107,8 +108,9 @@ stream_rows() {  # NAME PORT GATEWAY_PID CPU_PIDS
 # Memory per idle socket, on a gateway that served nothing before: after a
 # load, sockets reuse the heap the load freed and look cheaper than they are.
 idle_row() {  # NAME PORT GATEWAY_PID
-  build/release/bench/stream_bench "$2" "$secret" "$3" --rates "" --idle "$idle" > "$dir/idle-$1.txt"
-  sed -n "s/^IDLE /IDLE name=$1 /p" "$dir/idle-$1.txt" >> "$raw"
+  build/release/bench/stream_bench "$2" "$secret" "$3" --rates "" --idle "$idle" --settle 2,12 \
+    > "$dir/idle-$1.txt"
+  sed -n -e "s/^IDLE /IDLE name=$1 /p" -e "s/^IDLE_LATER /IDLE_LATER name=$1 /p" "$dir/idle-$1.txt" >> "$raw"
   grep -E '^IDLE' "$dir/idle-$1.txt" | sed 's/^/    /' >&2
 }
 

@@ -1,6 +1,6 @@
 // End-to-end latency, POST /v1/messages sent -> the receiver's WebSocket frame
 // received, at fixed offered rates; and the gateway's memory per idle WebSocket.
-//   stream_bench PORT SECRET GATEWAY_PID [--rates 100,500,1000] [--seconds 5] [--idle 10000]
+//   stream_bench PORT SECRET GATEWAY_PID [--rates 100,500,1000] [--seconds 5] [--idle 10000] [--settle 2,12]
 //                [--cpu-pids PID,PID...]
 // Besides the Markdown table it prints one line per rate, "RESULT rate=... cpu_s=...",
 // and "IDLE opened=... kib_per_socket=...", for bench/run_all.sh; cpu_s is the CPU
@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
   if (argc < 4) {
     fmt::print(
         stderr,
-        "usage: stream_bench PORT SECRET GATEWAY_PID [--rates 100,500] [--seconds 5] [--idle 10000]\n");
+        "usage: stream_bench PORT SECRET GATEWAY_PID [--rates 100,500] [--seconds 5] [--idle 10000] [--settle 2,12]\n");
     return 2;
   }
   const auto port = static_cast<std::uint16_t>(std::stoi(argv[1]));
@@ -199,6 +199,7 @@ int main(int argc, char** argv) {
   std::vector<int> rates{100, 500, 1000, 2000};
   int seconds = 5;
   int idle = 10000;
+  std::vector<int> settle{2};  // seconds after the last socket opened: RSS read at each
   std::vector<int> cpu_pids{pid};
   const auto numbers = [](const std::string& list) {
     std::vector<int> out;
@@ -214,6 +215,7 @@ int main(int argc, char** argv) {
     if (flag == "--cpu-pids") cpu_pids = numbers(argv[i + 1]);
     if (flag == "--seconds") seconds = std::stoi(argv[i + 1]);
     if (flag == "--idle") idle = std::stoi(argv[i + 1]);
+    if (flag == "--settle") settle = numbers(argv[i + 1]);  // e.g. "2,12": RSS at 2 s and at 12 s
     if (flag == "--rates") rates = numbers(argv[i + 1]);  // "": none (idle sockets only)
   }
 
@@ -257,12 +259,18 @@ int main(int argc, char** argv) {
     sockets.push_back(std::move(ws));
     ++opened;
   }
-  std::this_thread::sleep_for(std::chrono::seconds(2));
-  const long after = rss_kib(pid);
-  const double per_socket = opened > 0 ? static_cast<double>(after - before) / opened : 0.0;
-  fmt::print("\nidle WebSockets open: {}; gateway RSS {} MiB -> {} MiB: {:.1f} KiB per socket\n", opened,
-             before / 1024, after / 1024, per_socket);
-  fmt::print("IDLE opened={} rss_before_kib={} rss_after_kib={} kib_per_socket={:.1f}\n", opened, before, after,
-             per_socket);
+  // The first reading is the figure (IDLE); later ones show what the
+  // allocator hands back once the handshakes' garbage is returned (IDLE_LATER).
+  int waited = 0;
+  for (std::size_t k = 0; k < settle.size(); ++k) {
+    std::this_thread::sleep_for(std::chrono::seconds(std::max(0, settle[k] - waited)));
+    waited = std::max(waited, settle[k]);
+    const long after = rss_kib(pid);
+    const double per_socket = opened > 0 ? static_cast<double>(after - before) / opened : 0.0;
+    fmt::print("\nidle WebSockets open: {}; gateway RSS {} MiB -> {} MiB {} s after the last: {:.1f} KiB per socket\n",
+               opened, before / 1024, after / 1024, waited, per_socket);
+    fmt::print("{} opened={} rss_before_kib={} rss_after_kib={} kib_per_socket={:.1f} settle_s={}\n",
+               k == 0 ? "IDLE" : "IDLE_LATER", opened, before, after, per_socket, waited);
+  }
   return 0;
 }
