@@ -6,14 +6,33 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace intercomm::mda {
 
 namespace json = boost::json;
+
+namespace {
+
+// Logs each receipt that could not be kept; true when all were.
+bool all_kept(std::span<const Receipt> receipts, const std::vector<core::Result<bool>>& outcomes) {
+  bool kept = true;
+  for (std::size_t i = 0; i < receipts.size(); ++i) {
+    if (outcomes[i]) continue;
+    spdlog::warn("mda: the delivery receipt of {} was not kept: {}", receipts[i].message_id,
+                 outcomes[i].error().message);
+    kept = false;
+  }
+  return kept;
+}
+
+}  // namespace
 
 std::vector<core::Result<bool>> record_delivered(store::Store& store, bus::Bus& bus,
                                                  std::span<const Receipt> receipts,
                                                  std::chrono::milliseconds publish_timeout) {
   std::vector<core::Result<bool>> outcomes(receipts.size(), false);
+  if (receipts.empty()) return outcomes;  // most batches when nobody is online
   const std::string at = core::format_rfc3339(std::chrono::system_clock::now());
   std::vector<std::size_t> kept;  // receipts[kept[k]] is entries[k]
   std::vector<store::Store::KeyValue> entries;
@@ -51,13 +70,7 @@ void record_delivered(store::Store& store, bus::Bus& bus, std::span<const Delive
     if (!message->retracted_at.empty()) continue;
     receipts.push_back({message->message_id, message->sender, message->receiver, sender_seq});
   }
-  const auto outcomes = record_delivered(store, bus, receipts, publish_timeout);
-  for (std::size_t i = 0; i < receipts.size(); ++i) {
-    if (!outcomes[i]) {
-      spdlog::warn("mda: the delivery receipt of {} was not kept: {}", receipts[i].message_id,
-                   outcomes[i].error().message);
-    }
-  }
+  all_kept(receipts, record_delivered(store, bus, receipts, publish_timeout));
 }
 
 core::Result<json::value> record_all(store::Store& store, bus::Bus& bus, const jobs::RecordDelivered& job,
@@ -66,17 +79,12 @@ core::Result<json::value> record_all(store::Store& store, bus::Bus& bus, const j
   for (const auto& item : job.messages) {
     receipts.push_back({item.message_id, item.sender, item.receiver, item.sender_seq});
   }
-  std::uint64_t signalled = 0;
   const auto outcomes = record_delivered(store, bus, receipts, publish_timeout);
-  for (std::size_t i = 0; i < receipts.size(); ++i) {
-    if (!outcomes[i]) {
-      spdlog::warn("mda: the delivery receipt of {} was not kept: {}", receipts[i].message_id,
-                   outcomes[i].error().message);
-      return core::Error::of(core::ErrorCode::unavailable, "store unavailable; retry");
-    }
-    if (*outcomes[i]) ++signalled;
-  }
-  return json::value(json::object{{"signalled", signalled}});
+  if (!all_kept(receipts, outcomes))
+    return core::Error::of(core::ErrorCode::unavailable, "store unavailable; retry");
+  const auto signalled =
+      std::count_if(outcomes.begin(), outcomes.end(), [](const auto& outcome) { return *outcome; });
+  return json::value(json::object{{"signalled", static_cast<std::uint64_t>(signalled)}});
 }
 
 }  // namespace intercomm::mda

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -22,7 +23,20 @@ using namespace std::chrono_literals;
 
 using intercomm::testing::servers_dir;
 
-class StoreConformance : public StoreFixture {};
+class StoreConformance : public StoreFixture {
+ protected:
+  static constexpr int kRacers = 8;
+  static constexpr int kRaceKeys = 200;
+
+  // Runs race(t, wins) on kRacers threads at once; the wins they counted.
+  static int race(const std::function<void(int, std::atomic<int>&)>& racer) {
+    std::atomic<int> wins{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kRacers; ++t) threads.emplace_back([&, t] { racer(t, wins); });
+    for (auto& thread : threads) thread.join();
+    return wins.load();
+  }
+};
 
 TEST_P(StoreConformance, RoundTripAndMissingKeys) {
   EXPECT_EQ(*store_->get(bucket_, "absent"), std::nullopt);
@@ -76,46 +90,34 @@ TEST_P(StoreConformance, PutIfAbsentManyWritesOnlyTheAbsentKeysAndTheFirstOfTwin
 }
 
 TEST_P(StoreConformance, PutIfAbsentManyRacingItselfHasExactlyOneWinnerPerKey) {
-  constexpr int kThreads = 8;
-  constexpr int kKeys = 200;
-  std::atomic<int> wins{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::vector<std::string> keys;
-      for (int k = 0; k < kKeys; ++k) keys.push_back("many-race-" + std::to_string((k * 7 + t * 13) % kKeys));
-      const std::string value = "thread-" + std::to_string(t);
-      for (int from = 0; from < kKeys; from += 50) {  // batches of 50, each thread in its own order
-        std::vector<Store::KeyValue> entries;
-        for (int k = from; k < from + 50; ++k) entries.push_back({keys[k], value});
-        for (const auto& outcome : store_->put_if_absent_many(bucket_, entries)) {
-          ASSERT_TRUE(outcome);
-          if (*outcome) wins.fetch_add(1);
-        }
+  const int wins = race([&](int t, std::atomic<int>& won) {
+    std::vector<std::string> keys;
+    for (int k = 0; k < kRaceKeys; ++k)
+      keys.push_back("many-race-" + std::to_string((k * 7 + t * 13) % kRaceKeys));
+    const std::string value = "thread-" + std::to_string(t);
+    for (int from = 0; from < kRaceKeys; from += 50) {  // batches of 50, each thread in its own order
+      std::vector<Store::KeyValue> entries;
+      for (int k = from; k < from + 50; ++k) entries.push_back({keys[k], value});
+      for (const auto& outcome : store_->put_if_absent_many(bucket_, entries)) {
+        ASSERT_TRUE(outcome);
+        if (*outcome) won.fetch_add(1);
       }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  EXPECT_EQ(wins.load(), kKeys);
+    }
+  });
+  EXPECT_EQ(wins, kRaceKeys);
 }
 
 TEST_P(StoreConformance, PutIfAbsentRaceHasExactlyOneWinner) {
-  constexpr int kThreads = 8;
-  constexpr int kKeys = 200;
-  std::atomic<int> wins{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int k = 0; k < kKeys; ++k) {
-        auto won = store_->put_if_absent(bucket_, "race-" + std::to_string(k), "thread-" + std::to_string(t));
-        ASSERT_TRUE(won);
-        if (*won) wins.fetch_add(1);
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  EXPECT_EQ(wins.load(), kKeys);
-  for (int k = 0; k < kKeys; ++k) {
+  const int wins = race([&](int t, std::atomic<int>& won) {
+    for (int k = 0; k < kRaceKeys; ++k) {
+      auto written =
+          store_->put_if_absent(bucket_, "race-" + std::to_string(k), "thread-" + std::to_string(t));
+      ASSERT_TRUE(written);
+      if (*written) won.fetch_add(1);
+    }
+  });
+  EXPECT_EQ(wins, kRaceKeys);
+  for (int k = 0; k < kRaceKeys; ++k) {
     auto value = store_->get(bucket_, "race-" + std::to_string(k));
     ASSERT_TRUE(value && value->has_value());
     EXPECT_EQ(value->value().rfind("thread-", 0), 0U);
